@@ -1,0 +1,1 @@
+"""Tables of the audit app (built in a later issue)."""

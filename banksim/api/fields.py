@@ -1,0 +1,114 @@
+"""Serializer building blocks shared by every API: strict input, amounts as strings."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rest_framework import serializers
+
+from banksim.core.money import AMOUNT_PATTERN, CURRENCY_EXPONENTS
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """Refuse unknown and server-owned fields instead of silently dropping them."""
+
+    server_owned: ClassVar[frozenset[str]] = frozenset(
+        {
+            "id",
+            "status",
+            "balance",
+            "ledger_balance",
+            "available_balance",
+            "held_balance",
+            "created_at",
+            "updated_at",
+            "cif_id",
+            "account_number",
+            "posted_at",
+            "transaction_id",
+        }
+    )
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["expected a JSON object"]}, code="invalid"
+            )
+        unknown = set(data) - set(self.fields)
+        if unknown:
+            errors: dict[str, list[serializers.ErrorDetail]] = {}
+            for key in sorted(unknown, key=str):
+                if key in self.server_owned:
+                    errors[key] = [
+                        serializers.ErrorDetail("server-owned field cannot be set", "server_owned")
+                    ]
+                else:
+                    errors[str(key)[:64]] = [
+                        serializers.ErrorDetail("unknown field", "unknown_field")
+                    ]
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class CurrencyField(serializers.CharField):
+    default_error_messages = {"unknown_currency": "{value!r} is not a supported ISO 4217 code."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 3)
+        kwargs.setdefault("min_length", 3)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if value not in CURRENCY_EXPONENTS:
+            self.fail("unknown_currency", value=value[:8])
+        return value
+
+
+class AmountField(serializers.Field):
+    """An amount on the wire: a string like ``"100.50"``; never a JSON number.
+
+    Returns the validated string; the view or a ``validate`` method pairs it with a currency
+    through ``Money.parse`` (which also checks the currency's decimal places).
+    """
+
+    default_error_messages = {
+        "not_string": 'amounts are strings, e.g. "100.50", not JSON numbers',
+        "invalid": 'not a plain decimal amount like "100.50"',
+        "not_positive": "amount must be greater than zero",
+    }
+
+    def __init__(self, *, positive: bool = True, **kwargs: Any) -> None:
+        self.positive = positive
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_string")
+        if len(data) > 32 or not AMOUNT_PATTERN.fullmatch(data):
+            self.fail("invalid")
+        if self.positive and (data.startswith("-") or set(data) <= set("0.")):
+            self.fail("not_positive")
+        return data
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)
+
+
+class MoneyOutField(serializers.Field):
+    """Render a ``Money`` as ``"100.50"``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return value.to_wire()
+
+
+class SafeCharField(serializers.CharField):
+    """CharField with a length cap by default (no unbounded strings reach the database)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 200)
+        super().__init__(**kwargs)

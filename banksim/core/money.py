@@ -1,0 +1,197 @@
+"""Exact money.
+
+Design overview: an amount is a ``Decimal`` tied to an ISO 4217 currency and always quantised
+to that currency's exponent (JPY 0, USD 2, KWD 3). The database stores integer *minor units*
+(``Money.minor``), so SQL sums are exact and cheap. Floats are refused everywhere; text is
+parsed with a strict ASCII pattern before ``Decimal`` sees it, because ``Decimal`` also accepts
+``"1_000"``, ``"1e2"`` and non-ASCII digits. There is exactly one rounding mode,
+``BANKERS_ROUNDING`` (half to even), used wherever a computed amount (a percentage fee, an
+interest accrual) has to land on the currency's grid.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Self
+
+from banksim.core.errors import InvalidInput
+
+BANKERS_ROUNDING = ROUND_HALF_EVEN
+
+# ISO 4217 minor-unit exponents for the currencies the simulator supports.
+CURRENCY_EXPONENTS: dict[str, int] = {
+    "JPY": 0,
+    "KRW": 0,
+    "EUR": 2,
+    "USD": 2,
+    "GBP": 2,
+    "INR": 2,
+    "NGN": 2,
+    "KES": 2,
+    "ZAR": 2,
+    "CHF": 2,
+    "KWD": 3,
+    "BHD": 3,
+    "OMR": 3,
+    "JOD": 3,
+}
+
+AMOUNT_PATTERN = re.compile(r"-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,6})?", re.ASCII)
+
+
+class InvalidAmount(InvalidInput):
+    code = "money.invalid_amount"
+    title = "Invalid amount"
+
+
+class UnknownCurrency(InvalidInput):
+    code = "money.unknown_currency"
+    title = "Unknown currency"
+
+
+class CurrencyMismatch(InvalidInput):
+    code = "money.currency_mismatch"
+    title = "Currency mismatch"
+
+
+def currency_exponent(code: str) -> int:
+    """Return the ISO 4217 exponent of ``code``.
+
+    :raises UnknownCurrency: for anything but an upper-case supported code
+    """
+    try:
+        return CURRENCY_EXPONENTS[code]
+    except (KeyError, TypeError):
+        raise UnknownCurrency(f"{code!r} is not a supported ISO 4217 currency code") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amount, float) or not isinstance(self.amount, Decimal):
+            raise InvalidAmount("money amounts must be Decimal, never float")
+        if not self.amount.is_finite():
+            raise InvalidAmount("money amounts must be finite")
+        exponent = currency_exponent(self.currency)
+        quantum = Decimal(1).scaleb(-exponent)
+        if self.amount != self.amount.quantize(quantum, rounding=BANKERS_ROUNDING):
+            raise InvalidAmount(
+                f"{self.amount} has more decimal places than {self.currency} allows ({exponent})"
+            )
+        # Normalise the representation so equal amounts print identically ("1.50", not "1.5").
+        object.__setattr__(self, "amount", self.amount.quantize(quantum))
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def parse(cls, text: object, currency: str) -> Self:
+        """Parse a wire amount such as ``"100.50"`` strictly.
+
+        :raises InvalidAmount: for floats, exponents, separators, non-ASCII digits, or more
+            decimals than the currency allows
+        :raises UnknownCurrency: for an unsupported currency code
+        """
+        currency_exponent(currency)
+        if not isinstance(text, str):
+            raise InvalidAmount('amounts are sent as strings, e.g. "100.50"')
+        if not AMOUNT_PATTERN.fullmatch(text):
+            raise InvalidAmount(f'{text[:40]!r} is not a plain decimal amount like "100.50"')
+        try:
+            value = Decimal(text)
+        except InvalidOperation as exc:  # pragma: no cover - the pattern already guards this
+            raise InvalidAmount(f"{text!r} is not a decimal amount") from exc
+        return cls(value, currency)
+
+    @classmethod
+    def from_minor(cls, minor: int, currency: str) -> Self:
+        if not isinstance(minor, int) or isinstance(minor, bool):
+            raise InvalidAmount("minor units must be an integer")
+        return cls(Decimal(minor).scaleb(-currency_exponent(currency)), currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Self:
+        return cls(Decimal(0), currency)
+
+    @classmethod
+    def rounded(cls, value: Decimal, currency: str) -> Self:
+        """Quantise a computed value (fee, interest) to the currency with BANKERS_ROUNDING."""
+        if isinstance(value, float) or not isinstance(value, Decimal):
+            raise InvalidAmount("money amounts must be Decimal, never float")
+        quantum = Decimal(1).scaleb(-currency_exponent(currency))
+        return cls(value.quantize(quantum, rounding=BANKERS_ROUNDING), currency)
+
+    # --- views --------------------------------------------------------------------------
+    @property
+    def exponent(self) -> int:
+        return currency_exponent(self.currency)
+
+    @property
+    def minor(self) -> int:
+        return int(self.amount.scaleb(self.exponent))
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+    def to_wire(self) -> str:
+        return str(self.amount)
+
+    # --- arithmetic ---------------------------------------------------------------------
+    def _same(self, other: object) -> Money:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatch(f"cannot combine {self.currency} with {other.currency}")
+        return other
+
+    def __add__(self, other: object) -> Money:
+        return Money(self.amount + self._same(other).amount, self.currency)
+
+    def __sub__(self, other: object) -> Money:
+        return Money(self.amount - self._same(other).amount, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def __lt__(self, other: object) -> bool:
+        return self.amount < self._same(other).amount
+
+    def __le__(self, other: object) -> bool:
+        return self.amount <= self._same(other).amount
+
+    def __gt__(self, other: object) -> bool:
+        return self.amount > self._same(other).amount
+
+    def __ge__(self, other: object) -> bool:
+        return self.amount >= self._same(other).amount
+
+    def is_positive(self) -> bool:
+        return self.amount > 0
+
+    def is_zero(self) -> bool:
+        return self.amount == 0
+
+    def allocate(self, ratios: list[int]) -> list[Money]:
+        """Split into parts proportional to ``ratios`` whose sum is exactly ``self``.
+
+        Remainder minor units go one each to the earliest parts (largest-remainder style is
+        not needed: the rule is stated and deterministic).
+        """
+        if not ratios or any(r < 0 for r in ratios) or sum(ratios) == 0:
+            raise InvalidAmount("allocation ratios must be non-negative and not all zero")
+        total = sum(ratios)
+        minor = self.minor
+        sign = -1 if minor < 0 else 1
+        magnitude = abs(minor)
+        parts = [magnitude * r // total for r in ratios]
+        remainder = magnitude - sum(parts)
+        for i in range(len(parts)):
+            if remainder == 0:
+                break
+            if ratios[i]:
+                parts[i] += 1
+                remainder -= 1
+        return [Money.from_minor(sign * p, self.currency) for p in parts]

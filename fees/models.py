@@ -1,0 +1,1 @@
+"""Tables of the fees app (built in a later issue)."""

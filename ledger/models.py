@@ -1,0 +1,208 @@
+"""The double-entry ledger's tables.
+
+Design overview: a *Journal* is one business transaction (a bank-unique ``txn_id``); its
+*Entries* are the legs, each a positive amount in minor units on one side (D/C) of one account.
+Per currency, a posted journal's credits equal its debits; a deferred constraint trigger
+refuses any commit where they do not, and another trigger refuses UPDATE/DELETE of entries
+(corrections are reversals). *AccountBalance* is the ledger's running balance of one account
+(sign convention: credits minus debits, so a customer deposit is positive and the cash GL
+is negative); it is written only by the posting function in the same transaction as the
+entries, and ``ledger_verify`` proves it equals the sum of entries. Each entry also stores the
+account's balance after it (``balance_after_minor``), which makes statements and balance-as-of
+a single indexed read.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from accounts.models import Account
+
+
+class Journal(models.Model):
+    class TxnType(models.TextChoices):
+        TRANSFER = "transfer", "Transfer"
+        CASH_DEPOSIT = "cash_deposit", "Cash deposit"
+        CASH_WITHDRAWAL = "cash_withdrawal", "Cash withdrawal"
+        FEE = "fee", "Fee"
+        INTEREST = "interest", "Interest"
+        REVERSAL = "reversal", "Reversal"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    class Channel(models.TextChoices):
+        TELLER = "teller", "Teller"
+        API = "api", "API"
+        BATCH = "batch", "Batch"
+
+    class Status(models.TextChoices):
+        ENTERED = "entered", "Entered (awaiting approval)"
+        POSTED = "posted", "Posted"
+        REJECTED = "rejected", "Rejected"
+
+    txn_id = models.CharField(max_length=20, unique=True)
+    txn_type = models.CharField(max_length=16, choices=TxnType.choices)
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    status = models.CharField(max_length=8, choices=Status.choices)
+    business_date = models.DateField()
+    entered_at = models.DateTimeField()
+    posted_at = models.DateTimeField(null=True, blank=True)
+    narration = models.CharField(max_length=200, blank=True)
+    maker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    checker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # A reversal points at what it reverses; the unique constraint makes "reverse twice"
+    # impossible even under a race.
+    reversal_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
+    )
+    # What the movement was asked to do (legs, fee and limit decisions) for entered items and
+    # for explaining a posting; never used to compute balances.
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["business_date", "id"], name="journal_bdate_idx"),
+            models.Index(
+                fields=["status"], name="journal_entered_idx", condition=Q(status="entered")
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="posted") | Q(posted_at__isnull=False),
+                name="journal_posted_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(checker__isnull=True) | ~Q(checker=models.F("maker")),
+                name="journal_checker_not_maker",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.txn_id} {self.txn_type} {self.status}"
+
+
+class Entry(models.Model):
+    class Side(models.TextChoices):
+        DEBIT = "D", "Debit"
+        CREDIT = "C", "Credit"
+
+    journal = models.ForeignKey(Journal, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    side = models.CharField(max_length=1, choices=Side.choices)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    business_date = models.DateField()
+    balance_after_minor = models.BigIntegerField()
+    # Why this leg exists (principal, fee, tax, interest...), so a statement line can say so.
+    purpose = models.CharField(max_length=16, default="principal")
+
+    class Meta:
+        verbose_name_plural = "entries"
+        indexes = [
+            models.Index(fields=["account", "business_date", "id"], name="entry_account_bdate_idx"),
+            models.Index(fields=["journal"], name="entry_journal_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="entry_amount_positive"),
+            models.CheckConstraint(condition=Q(side__in=["D", "C"]), name="entry_side_d_or_c"),
+        ]
+
+
+class AccountBalance(models.Model):
+    """The ledger's balance of one account; only the posting function writes it."""
+
+    account = models.OneToOneField(
+        Account, primary_key=True, on_delete=models.PROTECT, related_name="balance"
+    )
+    currency = models.CharField(max_length=3)
+    ledger_minor = models.BigIntegerField(default=0)
+    held_minor = models.BigIntegerField(default=0)
+    # Snapshot of the product terms that bound debits, refreshed when terms change.
+    min_balance_minor = models.BigIntegerField(default=0)
+    overdraft_limit_minor = models.BigIntegerField(default=0)
+    # Office (GL) accounts may run either way; customer accounts may not pass their overdraft.
+    is_office = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(held_minor__gte=0), name="balance_held_gte_0"),
+            models.CheckConstraint(
+                condition=Q(overdraft_limit_minor__gte=0) & Q(min_balance_minor__gte=0),
+                name="balance_terms_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_office=True)
+                | Q(ledger_minor__gte=-models.F("overdraft_limit_minor")),
+                name="balance_floor_overdraft",
+            ),
+        ]
+
+
+class Hold(models.Model):
+    """A lien that reduces available balance until released, expired or consumed."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        RELEASED = "released", "Released"
+        EXPIRED = "expired", "Expired"
+        CONSUMED = "consumed", "Consumed by posting"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="holds")
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=200)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    placed_on = models.DateField()
+    expires_on = models.DateField(null=True, blank=True)
+    placed_at = models.DateTimeField()
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Set when the hold secures a maker-checker item awaiting approval.
+    journal = models.ForeignKey(
+        Journal, null=True, blank=True, on_delete=models.PROTECT, related_name="holds"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["account"], name="hold_active_idx", condition=Q(status="active")),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="hold_amount_positive"),
+        ]
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a money-moving POST, replayed byte for byte on a retry.
+
+    Written in the same DB transaction as the posting, so a key is only ever "used" by a
+    request whose effects committed.
+    """
+
+    client_id = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.BinaryField()
+    response_content_type = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client_id", "key"], name="idempotency_client_key")
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="idempotency_expiry_idx")]

@@ -1,0 +1,1 @@
+"""Tables of the limits app (built in a later issue)."""

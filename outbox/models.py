@@ -1,0 +1,1 @@
+"""Tables of the outbox app (built in a later issue)."""
