@@ -10,6 +10,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env.str("BANKSIM_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = False
+APPEND_SLASH = False
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
 INSTALLED_APPS = [

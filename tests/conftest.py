@@ -1,0 +1,159 @@
+"""Shared fixtures: a small bank (calendar, branch, products, office accounts) and staff.
+
+Everything runs against the machine's real PostgreSQL. Accounts are opened with the
+accounts services and funded with ledger postings; no fixture writes a balance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from accounts import services as account_services
+from accounts.models import Account, Branch, Customer, GLSubHead, Product
+from tests.factories import (
+    BUSINESS_DATE,
+    BranchFactory,
+    CalendarFactory,
+    CustomerFactory,
+    GLSubHeadFactory,
+    ProductFactory,
+    ProductTermsFactory,
+    UserFactory,
+)
+
+
+@dataclass
+class Bank:
+    """The static data every test bank has. Office accounts are keyed by (role, currency)."""
+
+    business_date: dt.date
+    branch: Branch
+    products: dict[str, Product]
+    office: dict[tuple[str, str], Account]
+
+    def office_account(self, role: str, currency: str = "USD") -> Account:
+        return self.office[(role, currency)]
+
+
+OFFICE_ROLES = (
+    "teller_cash",
+    "vault_cash",
+    "fee_income",
+    "tax_payable",
+    "interest_expense",
+    "interest_income",
+    "suspense",
+)
+
+
+def build_bank() -> Bank:
+    now = timezone.now()
+    CalendarFactory(code="MAIN", business_date=BUSINESS_DATE)
+    branch = BranchFactory(sol_code="0001", name="Head office")
+    deposits = GLSubHeadFactory(
+        code="20100", name="Savings deposits", category=GLSubHead.Category.LIABILITY
+    )
+    current = GLSubHeadFactory(
+        code="20200", name="Current deposits", category=GLSubHead.Category.LIABILITY
+    )
+    cash = GLSubHeadFactory(code="10100", name="Cash", category=GLSubHead.Category.ASSET)
+    products: dict[str, Product] = {}
+    office: dict[tuple[str, str], Account] = {}
+    for currency in ("USD", "JPY", "KWD"):
+        sba = ProductFactory(
+            code=f"SBA-{currency}",
+            name=f"Savings {currency}",
+            scheme_type=Product.SchemeType.SAVINGS,
+            currency=currency,
+            gl_subhead=deposits,
+        )
+        ProductTermsFactory(product=sba)
+        caa = ProductFactory(
+            code=f"CAA-{currency}",
+            name=f"Current {currency}",
+            scheme_type=Product.SchemeType.CURRENT,
+            currency=currency,
+            gl_subhead=current,
+        )
+        ProductTermsFactory(
+            product=caa,
+            overdraft_allowed=True,
+            overdraft_limit_minor=50_000 * 10 ** {"USD": 2, "JPY": 0, "KWD": 3}[currency],
+        )
+        oab = ProductFactory(
+            code=f"OAB-{currency}",
+            name=f"Office {currency}",
+            scheme_type=Product.SchemeType.OFFICE,
+            currency=currency,
+            gl_subhead=cash,
+        )
+        ProductTermsFactory(product=oab)
+        products.update({sba.code: sba, caa.code: caa, oab.code: oab})
+        for role in OFFICE_ROLES:
+            office[(role, currency)] = account_services.office_account_open(
+                product_code=oab.code,
+                branch_id=branch.pk,
+                office_role=role,
+                title=f"{role} {currency}",
+                business_date=BUSINESS_DATE,
+                now=now,
+            )
+    return Bank(business_date=BUSINESS_DATE, branch=branch, products=products, office=office)
+
+
+@pytest.fixture
+def bank(db: None) -> Bank:
+    return build_bank()
+
+
+@pytest.fixture
+def teller(db: None) -> User:
+    return UserFactory(username="teller1", roles=["teller"])
+
+
+@pytest.fixture
+def supervisor(db: None) -> User:
+    return UserFactory(username="super1", roles=["supervisor"])
+
+
+@pytest.fixture
+def auditor(db: None) -> User:
+    return UserFactory(username="audit1", roles=["auditor"])
+
+
+@pytest.fixture
+def make_client(db: None) -> Callable[[User | None], APIClient]:
+    def _make(user: User | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return _make
+
+
+@pytest.fixture
+def open_account(bank: Bank) -> Callable[..., Account]:
+    """Open a customer account (verified customer made on the fly unless one is given)."""
+
+    def _open(product_code: str = "SBA-USD", customer: Customer | None = None) -> Account:
+        customer = customer or CustomerFactory(home_branch=bank.branch)
+        return account_services.account_open(
+            customer_id=customer.pk,
+            product_code=product_code,
+            branch_id=bank.branch.pk,
+            actor=None,
+            business_date=bank.business_date,
+            now=timezone.now(),
+        )
+
+    return _open
