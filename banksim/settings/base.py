@@ -107,7 +107,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several operations share a path (GET/POST /customers); show each one's own view.
+    "PREPROCESSING_HOOKS": ["banksim.api.schema.expand_method_routes"],
 }
+
+# History is an audit trail: nothing is restored from it through the admin.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 # Celery: the broker is RabbitMQ or Redis in production, an on-disk transport in the embedded run.
 CELERY_BROKER_URL = env.str("BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
