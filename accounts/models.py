@@ -303,8 +303,6 @@ class Account(models.Model):
     )
     opened_on = models.DateField()
     closed_on = models.DateField(null=True, blank=True)
-    # Last customer-initiated movement; drives dormancy marking at EOD.
-    last_activity_on = models.DateField()
     history = HistoricalRecords()
 
     class Meta:

@@ -266,13 +266,13 @@ def _open(
         status_changed_at=now,
         status_changed_by=actor,
         opened_on=business_date,
-        last_activity_on=business_date,
     )
     account._change_reason = "account opened"  # type: ignore[attr-defined]
     account.save()
     terms = product_terms_on(product_id=product.pk, on=business_date)
     balance_open(
         account=account,
+        business_date=business_date,
         min_balance_minor=terms.min_balance_minor if terms else 0,
         overdraft_limit_minor=terms.overdraft_limit_minor if terms else 0,
     )

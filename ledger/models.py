@@ -115,7 +115,7 @@ class Entry(models.Model):
 
 
 class AccountBalance(models.Model):
-    """The ledger's balance of one account; only the posting function writes it."""
+    """The ledger's balance of one account; only ledger services (the posting function) write it."""
 
     account = models.OneToOneField(
         Account, primary_key=True, on_delete=models.PROTECT, related_name="balance"
@@ -128,8 +128,11 @@ class AccountBalance(models.Model):
     overdraft_limit_minor = models.BigIntegerField(default=0)
     # Office (GL) accounts may run either way; customer accounts may not pass their overdraft.
     is_office = models.BooleanField(default=False)
+    # Last customer-initiated movement (business date); EOD marks accounts dormant from it.
+    last_activity_on = models.DateField()
 
     class Meta:
+        db_table = "ledger_balance"
         constraints = [
             models.CheckConstraint(condition=Q(held_minor__gte=0), name="balance_held_gte_0"),
             models.CheckConstraint(
@@ -206,3 +209,36 @@ class IdempotencyRecord(models.Model):
             models.UniqueConstraint(fields=["client_id", "key"], name="idempotency_client_key")
         ]
         indexes = [models.Index(fields=["expires_at"], name="idempotency_expiry_idx")]
+
+
+class ApprovalThreshold(models.Model):
+    """Above this amount a movement is entered for a supervisor's approval, not posted.
+
+    The most specific row wins: product and channel, then product, then channel, then the
+    currency-wide row; with no row the ``MAKER_CHECKER_DEFAULT_THRESHOLD`` setting applies.
+    """
+
+    currency = models.CharField(max_length=3)
+    product = models.ForeignKey(
+        "accounts.Product", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    channel = models.CharField(max_length=8, choices=Journal.Channel.choices, blank=True)
+    amount_minor = models.BigIntegerField()
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["currency", "product", "channel"],
+                name="approval_threshold_one_per_scope",
+                nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_minor__gt=0), name="approval_threshold_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.currency} {self.product_id or '*'} {self.channel or '*'} > {self.amount_minor}"
+        )

@@ -1,15 +1,80 @@
-"""Writes to the ledger: balance rows, postings, holds."""
+"""Writes to the ledger: balance rows, money movements, reversals, holds, maker-checker.
+
+Use cases (``*_execute``, ``journal_reverse``, ``journal_approve``...) own a durable
+transaction. Building blocks (``movement_post``, ``balance_open``, ``balance_lock``) require
+their caller's. All entries are written by ``ledger.posting.journal_post``.
+
+Where fees and limits join: ``movement_post`` builds the principal legs, then (issue #4) the
+fee engine adds fee and tax legs to the same list and the limit consumption runs in the same
+transaction, so the one journal and the one commit cover all of it.
+"""
 
 from __future__ import annotations
 
-from django.db import connection
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 
 from accounts.models import Account
-from ledger.models import AccountBalance
+from banksim.core.money import Money
+from ledger.errors import (
+    AccountClosed,
+    AccountDormant,
+    AccountFrozen,
+    AccountNotFound,
+    AlreadyReversed,
+    HoldNotActive,
+    HoldNotFound,
+    InsufficientFunds,
+    InvalidExpiry,
+    JournalNotFound,
+    JournalNotPending,
+    LedgerCurrencyMismatch,
+    NotAnOfficeAccount,
+    NotReversible,
+    SameAccount,
+    SelfApproval,
+)
+from ledger.models import AccountBalance, ApprovalThreshold, Entry, Hold, Journal
+from ledger.posting import Leg, journal_post
+
+TxnType = Journal.TxnType
+Channel = Journal.Channel
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A request to move money from one account to another.
+
+    ``cash_deposit`` debits the teller's cash GL and credits the customer; ``cash_withdrawal``
+    the reverse; ``transfer`` is customer to customer; ``adjustment`` is GL to GL.
+    """
+
+    txn_type: str
+    debit_account_id: int
+    credit_account_id: int
+    amount: Money
+    channel: str
+    narration: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MovementResult:
+    journal: Journal
+    posted: bool  # False: entered for approval, funds held
+
+
+# --- balance rows ----------------------------------------------------------------------------
 
 
 def balance_open(
-    *, account: Account, min_balance_minor: int, overdraft_limit_minor: int
+    *, account: Account, business_date: date, min_balance_minor: int, overdraft_limit_minor: int
 ) -> AccountBalance:
     """Create the zero balance row of a newly opened account. Caller holds a transaction."""
     assert connection.in_atomic_block, "balance_open must run inside the opening transaction"
@@ -19,14 +84,437 @@ def balance_open(
         min_balance_minor=min_balance_minor,
         overdraft_limit_minor=overdraft_limit_minor,
         is_office=account.kind == Account.Kind.OFFICE,
+        last_activity_on=business_date,
     )
 
 
-def balance_lock(*, account_id: int) -> None:
-    """Take the posting lock of one account (its balance row) until the transaction ends."""
+def balance_lock(*, account_id: int) -> AccountBalance:
+    """Take the posting lock of one account (its balance row) until the transaction ends.
+
+    :raises AccountNotFound: if the account has no balance row
+    """
     assert connection.in_atomic_block, "balance_lock needs a transaction"
-    list(
-        AccountBalance.objects.select_for_update()
-        .filter(account_id=account_id)
-        .values_list("account_id", flat=True)
+    row = AccountBalance.objects.select_for_update().filter(account_id=account_id).first()
+    if row is None:
+        raise AccountNotFound(f"no account with id {account_id}")
+    return row
+
+
+# --- movements -------------------------------------------------------------------------------
+
+
+def approval_threshold_minor(*, currency: str, product_id: int | None, channel: str) -> int:
+    """Return the amount above which a movement needs a checker (most specific row wins)."""
+    rows = ApprovalThreshold.objects.filter(currency=currency).values_list(
+        "product_id", "channel", "amount_minor"
     )
+    best: tuple[int, int] | None = None
+    for row_product, row_channel, amount in rows:
+        if row_product not in (None, product_id) or row_channel not in ("", channel):
+            continue
+        rank = (2 if row_product is not None else 0) + (1 if row_channel else 0)
+        if best is None or rank > best[0]:
+            best = (rank, amount)
+    if best is not None:
+        return best[1]
+    default = Money.parse(settings.MAKER_CHECKER_DEFAULT_THRESHOLD.split(".")[0], currency)
+    return default.minor
+
+
+def _legs(movement: Movement) -> list[Leg]:
+    return [
+        Leg(movement.debit_account_id, "D", movement.amount),
+        Leg(movement.credit_account_id, "C", movement.amount),
+    ]
+
+
+def _check_accounts(movement: Movement) -> dict[int, Account]:
+    """Friendly checks before the lock: existence, kinds, and the rules a row read can tell."""
+    if movement.debit_account_id == movement.credit_account_id:
+        raise SameAccount("debit and credit account are the same")
+    accounts = Account.objects.in_bulk([movement.debit_account_id, movement.credit_account_id])
+    if len(accounts) != 2:
+        raise AccountNotFound("an account in this movement does not exist")
+    for account in accounts.values():
+        if account.currency != movement.amount.currency:
+            raise LedgerCurrencyMismatch(
+                f"account {account.account_number} is in {account.currency}, "
+                f"not {movement.amount.currency}",
+                errors={"currency": [f"account {account.account_number} is {account.currency}"]},
+            )
+    if movement.txn_type == TxnType.ADJUSTMENT and any(
+        a.kind != Account.Kind.OFFICE for a in accounts.values()
+    ):
+        raise NotAnOfficeAccount("adjustments move money between office (GL) accounts only")
+    return accounts
+
+
+def movement_post(
+    *,
+    movement: Movement,
+    actor: AbstractBaseUser | None,
+    business_date: date,
+    now: datetime,
+) -> MovementResult:
+    """Post a movement, or enter it for approval above the maker-checker threshold.
+
+    Requires the caller's transaction.
+
+    :raises SameAccount: / :raises AccountNotFound: / :raises LedgerCurrencyMismatch:
+    :raises NotAnOfficeAccount: for an adjustment touching a customer account
+    :raises InsufficientFunds: / :raises AccountClosed: / :raises AccountFrozen:
+    :raises AccountDormant:
+    """
+    assert connection.in_atomic_block, "movement_post requires the caller's transaction"
+    accounts = _check_accounts(movement)
+    debit = accounts[movement.debit_account_id]
+    legs = _legs(movement)
+    maker_id = actor.pk if actor is not None else None
+    if movement.channel != Channel.BATCH and movement.amount.minor > approval_threshold_minor(
+        currency=movement.amount.currency, product_id=debit.product_id, channel=movement.channel
+    ):
+        return MovementResult(
+            journal=_enter(
+                movement=movement, legs=legs, actor=actor, business_date=business_date, now=now
+            ),
+            posted=False,
+        )
+    posted = journal_post(
+        legs=legs,
+        txn_type=movement.txn_type,
+        channel=movement.channel,
+        business_date=business_date,
+        now=now,
+        narration=movement.narration,
+        maker_id=maker_id,
+        details=movement.details,
+        # Adjustments are the bank's own GL corrections; customer rules do not apply.
+        check_status=movement.txn_type != TxnType.ADJUSTMENT,
+        check_funds=movement.txn_type != TxnType.ADJUSTMENT,
+    )
+    return MovementResult(journal=Journal.objects.get(pk=posted.journal_id), posted=True)
+
+
+def movement_execute(
+    *,
+    movement: Movement,
+    actor: AbstractBaseUser | None,
+    business_date: date,
+    now: datetime,
+) -> MovementResult:
+    """Post (or enter) one movement in its own transaction. See ``movement_post``."""
+    with transaction.atomic(durable=True):
+        return movement_post(movement=movement, actor=actor, business_date=business_date, now=now)
+
+
+# --- maker-checker ---------------------------------------------------------------------------
+
+
+def _enter(
+    *,
+    movement: Movement,
+    legs: list[Leg],
+    actor: AbstractBaseUser | None,
+    business_date: date,
+    now: datetime,
+) -> Journal:
+    """Record a movement awaiting approval and hold the debit amount on the payer."""
+    journal = Journal.objects.create(
+        txn_id=f"T{_next_txn_serial():012d}",
+        txn_type=movement.txn_type,
+        channel=movement.channel,
+        status=Journal.Status.ENTERED,
+        business_date=business_date,
+        entered_at=now,
+        narration=movement.narration,
+        maker=actor,
+        details={
+            **movement.details,
+            "legs": [
+                {
+                    "account_id": leg.account_id,
+                    "side": leg.side,
+                    "amount_minor": leg.amount.minor,
+                    "purpose": leg.purpose,
+                }
+                for leg in legs
+            ],
+            "currency": movement.amount.currency,
+        },
+    )
+    debit = next(leg for leg in legs if leg.side == "D")
+    hold_place_locked(
+        account_id=debit.account_id,
+        amount=debit.amount,
+        reason=f"awaiting approval of {journal.txn_id}",
+        expires_on=None,
+        actor=actor,
+        business_date=business_date,
+        now=now,
+        journal=journal,
+        enforce_customer_rules=movement.txn_type != TxnType.ADJUSTMENT,
+    )
+    return journal
+
+
+def _next_txn_serial() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval('ledger_txn_seq')")
+        return int(cursor.fetchone()[0])
+
+
+def _locked_journal(journal_id: int) -> Journal:
+    journal = Journal.objects.select_for_update().filter(pk=journal_id).first()
+    if journal is None:
+        raise JournalNotFound(f"no transaction with id {journal_id}")
+    return journal
+
+
+def journal_approve(
+    *, journal_id: int, actor: AbstractBaseUser, business_date: date, now: datetime
+) -> Journal:
+    """Post an entered movement as its checker; the hold it placed is consumed.
+
+    Approving twice posts once: the second call finds the journal no longer entered.
+
+    :raises JournalNotFound: / :raises JournalNotPending: / :raises SelfApproval:
+    :raises InsufficientFunds: and the other account rules, checked again at approval
+    """
+    with transaction.atomic(durable=True):
+        journal = _locked_journal(journal_id)
+        if journal.status != Journal.Status.ENTERED:
+            raise JournalNotPending(f"{journal.txn_id} is {journal.status}")
+        if journal.maker_id is not None and journal.maker_id == actor.pk:
+            raise SelfApproval("the maker of a transaction cannot approve it")
+        currency = journal.details["currency"]
+        legs = [
+            Leg(
+                leg["account_id"],
+                leg["side"],
+                Money.from_minor(leg["amount_minor"], currency),
+                leg["purpose"],
+            )
+            for leg in journal.details["legs"]
+        ]
+        hold_ids = list(
+            Hold.objects.filter(journal=journal, status=Hold.Status.ACTIVE).values_list(
+                "pk", flat=True
+            )
+        )
+        journal_post(
+            legs=legs,
+            txn_type=journal.txn_type,
+            channel=journal.channel,
+            business_date=business_date,
+            now=now,
+            journal_id=journal.pk,
+            checker_id=actor.pk,
+            check_status=journal.txn_type != TxnType.ADJUSTMENT,
+            check_funds=journal.txn_type != TxnType.ADJUSTMENT,
+            consume_hold_ids=hold_ids,
+        )
+        journal.refresh_from_db()
+        return journal
+
+
+def journal_reject(
+    *, journal_id: int, reason: str, actor: AbstractBaseUser, now: datetime
+) -> Journal:
+    """Reject an entered movement and release the funds it held.
+
+    :raises JournalNotFound: / :raises JournalNotPending: / :raises SelfApproval:
+    """
+    with transaction.atomic(durable=True):
+        journal = _locked_journal(journal_id)
+        if journal.status != Journal.Status.ENTERED:
+            raise JournalNotPending(f"{journal.txn_id} is {journal.status}")
+        if journal.maker_id is not None and journal.maker_id == actor.pk:
+            raise SelfApproval("the maker of a transaction cannot reject it")
+        for hold in Hold.objects.filter(journal=journal, status=Hold.Status.ACTIVE):
+            _hold_release_locked(hold_id=hold.pk, actor=actor, now=now)
+        journal.status = Journal.Status.REJECTED
+        journal.checker = actor
+        journal.details = {**journal.details, "rejection_reason": reason}
+        journal.save(update_fields=["status", "checker", "details"])
+        return journal
+
+
+# --- reversal --------------------------------------------------------------------------------
+
+
+def journal_reverse(
+    *,
+    journal_id: int,
+    reason: str,
+    actor: AbstractBaseUser | None,
+    channel: str,
+    business_date: date,
+    now: datetime,
+) -> Journal:
+    """Post the mirror image of a posted journal (all its legs, fees included), exactly once.
+
+    :raises JournalNotFound: / :raises NotReversible: for entered, rejected or reversal
+        journals / :raises AlreadyReversed: / :raises InsufficientFunds: if the money is gone
+    """
+    with transaction.atomic(durable=True):
+        original = _locked_journal(journal_id)
+        if original.status != Journal.Status.POSTED or original.txn_type == TxnType.REVERSAL:
+            raise NotReversible(f"{original.txn_id} is {original.status} {original.txn_type}")
+        if Journal.objects.filter(reversal_of=original).exists():
+            raise AlreadyReversed(f"{original.txn_id} has already been reversed")
+        legs = [
+            Leg(
+                e.account_id,
+                "C" if e.side == "D" else "D",
+                Money.from_minor(e.amount_minor, e.currency),
+                e.purpose,
+            )
+            for e in Entry.objects.filter(journal=original).order_by("id")
+        ]
+        try:
+            with transaction.atomic():
+                posted = journal_post(
+                    legs=legs,
+                    txn_type=TxnType.REVERSAL,
+                    channel=channel,
+                    business_date=business_date,
+                    now=now,
+                    narration=f"Reversal of {original.txn_id}: {reason}"[:200],
+                    maker_id=actor.pk if actor is not None else None,
+                    reversal_of_id=original.pk,
+                    details={"reason": reason, "reverses": original.txn_id},
+                    # A reversal undoes the bank's own posting: freezes and dormancy do not
+                    # stop it, but it may not overdraw a customer beyond their limits.
+                    check_status=False,
+                    check_funds=True,
+                )
+        except IntegrityError as exc:  # the unique reversal_of lost a race
+            raise AlreadyReversed(f"{original.txn_id} has already been reversed") from exc
+        return Journal.objects.get(pk=posted.journal_id)
+
+
+# --- holds -----------------------------------------------------------------------------------
+
+
+def hold_place_locked(
+    *,
+    account_id: int,
+    amount: Money,
+    reason: str,
+    expires_on: date | None,
+    actor: AbstractBaseUser | None,
+    business_date: date,
+    now: datetime,
+    journal: Journal | None = None,
+    enforce_customer_rules: bool = True,
+) -> Hold:
+    """Place a hold inside the caller's transaction (takes the account's posting lock).
+
+    :raises AccountNotFound: / :raises AccountClosed: / :raises AccountFrozen:
+    :raises LedgerCurrencyMismatch: / :raises InsufficientFunds: / :raises InvalidExpiry:
+    """
+    if expires_on is not None and expires_on <= business_date:
+        raise InvalidExpiry(
+            "a hold must expire after the business date",
+            errors={"expires_on": ["must be after the business date"]},
+        )
+    balance = balance_lock(account_id=account_id)
+    account = Account.objects.get(pk=account_id)
+    if balance.currency != amount.currency:
+        raise LedgerCurrencyMismatch(f"account is in {balance.currency}, not {amount.currency}")
+    if account.status == Account.Status.CLOSED:
+        raise AccountClosed("the account is closed")
+    if enforce_customer_rules and not balance.is_office:
+        if account.status == Account.Status.FROZEN and account.freeze_type in ("debit", "total"):
+            raise AccountFrozen("the account is frozen for debits")
+        if account.status == Account.Status.DORMANT:
+            raise AccountDormant("the account is dormant")
+        available = balance.ledger_minor - balance.held_minor + balance.overdraft_limit_minor
+        if available - amount.minor < balance.min_balance_minor:
+            raise InsufficientFunds(
+                "the hold exceeds the available balance",
+                extra={
+                    "account": account.account_number,
+                    "available_minor": available,
+                    "min_balance_minor": balance.min_balance_minor,
+                    "requested_minor": amount.minor,
+                },
+            )
+    hold = Hold.objects.create(
+        account_id=account_id,
+        amount_minor=amount.minor,
+        currency=amount.currency,
+        reason=reason,
+        placed_on=business_date,
+        expires_on=expires_on,
+        placed_at=now,
+        placed_by=actor,
+        journal=journal,
+    )
+    AccountBalance.objects.filter(account_id=account_id).update(
+        held_minor=F("held_minor") + amount.minor
+    )
+    return hold
+
+
+def hold_place(
+    *,
+    account_id: int,
+    amount: Money,
+    reason: str,
+    expires_on: date | None,
+    actor: AbstractBaseUser | None,
+    business_date: date,
+    now: datetime,
+) -> Hold:
+    """Place a lien that reduces the account's available balance. See ``hold_place_locked``."""
+    with transaction.atomic(durable=True):
+        return hold_place_locked(
+            account_id=account_id,
+            amount=amount,
+            reason=reason,
+            expires_on=expires_on,
+            actor=actor,
+            business_date=business_date,
+            now=now,
+        )
+
+
+def _hold_release_locked(
+    *,
+    hold_id: int,
+    actor: AbstractBaseUser | None,
+    now: datetime,
+    status: str = Hold.Status.RELEASED,
+) -> Hold:
+    hold = Hold.objects.filter(pk=hold_id).first()
+    if hold is None:
+        raise HoldNotFound(f"no hold with id {hold_id}")
+    balance_lock(account_id=hold.account_id)
+    hold = Hold.objects.select_for_update().get(pk=hold_id)
+    if hold.status != Hold.Status.ACTIVE:
+        raise HoldNotActive(f"hold {hold_id} is {hold.status}")
+    hold.status = status
+    hold.released_at = now
+    hold.released_by = actor
+    hold.save(update_fields=["status", "released_at", "released_by"])
+    AccountBalance.objects.filter(account_id=hold.account_id).update(
+        held_minor=F("held_minor") - hold.amount_minor
+    )
+    return hold
+
+
+def hold_release(*, hold_id: int, actor: AbstractBaseUser | None, now: datetime) -> Hold:
+    """Release an active hold.
+
+    :raises HoldNotFound: / :raises HoldNotActive: if already released, expired or consumed
+    """
+    with transaction.atomic(durable=True):
+        secured_journal = (
+            Hold.objects.filter(pk=hold_id).values_list("journal_id", flat=True).first()
+        )
+        if secured_journal is not None:
+            raise HoldNotActive(
+                "this hold secures a transaction awaiting approval; reject the transaction"
+            )
+        return _hold_release_locked(hold_id=hold_id, actor=actor, now=now)

@@ -157,3 +157,46 @@ def open_account(bank: Bank) -> Callable[..., Account]:
         )
 
     return _open
+
+
+@pytest.fixture
+def post_movement(bank: Bank) -> Callable[..., object]:
+    """Post a movement through the ledger service on the bank's business date."""
+    from banksim.core.money import Money
+    from ledger.services import Movement, movement_execute
+
+    def _post(
+        txn_type: str,
+        debit: Account,
+        credit: Account,
+        amount: str,
+        actor: User | None = None,
+        channel: str = "teller",
+    ) -> object:
+        movement = Movement(
+            txn_type=txn_type,
+            debit_account_id=debit.pk,
+            credit_account_id=credit.pk,
+            amount=Money.parse(amount, debit.currency),
+            channel=channel,
+        )
+        return movement_execute(
+            movement=movement, actor=actor, business_date=bank.business_date, now=timezone.now()
+        )
+
+    return _post
+
+
+@pytest.fixture
+def funded_account(
+    bank: Bank, open_account: Callable[..., Account], post_movement: Callable[..., object]
+) -> Callable[..., Account]:
+    """Open an account and fund it with a cash deposit through the ledger."""
+
+    def _funded(amount: str, product_code: str = "SBA-USD") -> Account:
+        account = open_account(product_code)
+        cash = bank.office_account("teller_cash", account.currency)
+        post_movement("cash_deposit", cash, account, amount)
+        return account
+
+    return _funded
