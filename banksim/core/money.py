@@ -79,7 +79,12 @@ class Money:
             raise InvalidAmount("money amounts must be finite")
         exponent = currency_exponent(self.currency)
         quantum = Decimal(1).scaleb(-exponent)
-        if self.amount != self.amount.quantize(quantum, rounding=BANKERS_ROUNDING):
+        try:
+            on_grid = self.amount == self.amount.quantize(quantum, rounding=BANKERS_ROUNDING)
+        except InvalidOperation:
+            # More digits than the Decimal context holds: no amount a bank could book.
+            raise InvalidAmount(f"{self.amount} is too large to be an amount") from None
+        if not on_grid:
             raise InvalidAmount(
                 f"{self.amount} has more decimal places than {self.currency} allows ({exponent})"
             )
@@ -95,11 +100,18 @@ class Money:
             decimals than the currency allows
         :raises UnknownCurrency: for an unsupported currency code
         """
-        currency_exponent(currency)
+        exponent = currency_exponent(currency)
         if not isinstance(text, str):
             raise InvalidAmount('amounts are sent as strings, e.g. "100.50"')
-        if not AMOUNT_PATTERN.fullmatch(text):
+        match = AMOUNT_PATTERN.fullmatch(text)
+        if not match:
             raise InvalidAmount(f'{text[:40]!r} is not a plain decimal amount like "100.50"')
+        # Strict on the wire: "1.0" JPY or "1.000" USD is a client that misreads the currency,
+        # even though the value itself would fit.
+        if match.group(2) and len(match.group(2)) - 1 > exponent:
+            raise InvalidAmount(
+                f"{text!r} has more decimal places than {currency} allows ({exponent})"
+            )
         try:
             value = Decimal(text)
         except InvalidOperation as exc:  # pragma: no cover - the pattern already guards this
@@ -122,7 +134,11 @@ class Money:
         if isinstance(value, float) or not isinstance(value, Decimal):
             raise InvalidAmount("money amounts must be Decimal, never float")
         quantum = Decimal(1).scaleb(-currency_exponent(currency))
-        return cls(value.quantize(quantum, rounding=BANKERS_ROUNDING), currency)
+        try:
+            rounded = value.quantize(quantum, rounding=BANKERS_ROUNDING)
+        except InvalidOperation:
+            raise InvalidAmount(f"{value} is too large to be an amount") from None
+        return cls(rounded, currency)
 
     # --- views --------------------------------------------------------------------------
     @property
