@@ -95,6 +95,29 @@ class UnbalancedJournal(BusinessRuleViolation):
     title = "Journal does not balance"
 
 
+# --- idempotency (ledger.idempotency) ----------------------------------------------------------
+
+
+class IdempotencyKeyMissing(InvalidInput):
+    code = "idempotency.key_missing"
+    title = "Idempotency-Key header required"
+
+
+class IdempotencyKeyInvalid(InvalidInput):
+    code = "idempotency.key_invalid"
+    title = "Idempotency-Key header is malformed"
+
+
+class IdempotencyInFlight(Conflict):
+    code = "idempotency.in_flight"
+    title = "A request with this Idempotency-Key is still being processed"
+
+
+class IdempotencyKeyReused(BusinessRuleViolation):
+    code = "idempotency.key_reused"
+    title = "Idempotency-Key was already used for a different request"
+
+
 # Codes the posting function raises, mapped to their exception classes.
 BY_CODE: dict[str, type[Exception]] = {
     cls.code: cls

@@ -1,8 +1,10 @@
 """Writes to the ledger: balance rows, money movements, reversals, holds, maker-checker.
 
 Use cases (``*_execute``, ``journal_reverse``, ``journal_approve``...) own a durable
-transaction. Building blocks (``movement_post``, ``balance_open``, ``balance_lock``) require
-their caller's. All entries are written by ``ledger.posting.journal_post``.
+transaction. Building blocks (``movement_post``, ``journal_reverse_post``,
+``journal_approve_post``, ``hold_place_locked``, ``balance_open``, ``balance_lock``) require
+their caller's, so another use case (e.g. ``ledger.idempotency.idempotent_execute``) can put
+them in its own transaction. All entries are written by ``ledger.posting.journal_post``.
 
 Where fees and limits join: ``movement_post`` builds the principal legs, then (issue #4) the
 fee engine adds fee and tax legs to the same list and the limit consumption runs in the same
@@ -40,7 +42,14 @@ from ledger.errors import (
     SameAccount,
     SelfApproval,
 )
-from ledger.models import AccountBalance, ApprovalThreshold, Entry, Hold, Journal
+from ledger.models import (
+    AccountBalance,
+    ApprovalThreshold,
+    Entry,
+    Hold,
+    IdempotencyRecord,
+    Journal,
+)
 from ledger.posting import Leg, journal_post
 
 TxnType = Journal.TxnType
@@ -131,7 +140,10 @@ def _legs(movement: Movement) -> list[Leg]:
 def _check_accounts(movement: Movement) -> dict[int, Account]:
     """Friendly checks before the lock: existence, kinds, and the rules a row read can tell."""
     if movement.debit_account_id == movement.credit_account_id:
-        raise SameAccount("debit and credit account are the same")
+        raise SameAccount(
+            "debit and credit account are the same",
+            errors={"credit_account": ["must differ from the debit account"]},
+        )
     accounts = Account.objects.in_bulk([movement.debit_account_id, movement.credit_account_id])
     if len(accounts) != 2:
         raise AccountNotFound("an account in this movement does not exist")
@@ -270,51 +282,60 @@ def _locked_journal(journal_id: int) -> Journal:
     return journal
 
 
-def journal_approve(
+def journal_approve_post(
     *, journal_id: int, actor: AbstractBaseUser, business_date: date, now: datetime
 ) -> Journal:
     """Post an entered movement as its checker; the hold it placed is consumed.
 
-    Approving twice posts once: the second call finds the journal no longer entered.
+    Requires the caller's transaction. Approving twice posts once: the second call finds the
+    journal no longer entered.
 
     :raises JournalNotFound: / :raises JournalNotPending: / :raises SelfApproval:
     :raises InsufficientFunds: and the other account rules, checked again at approval
     """
+    assert connection.in_atomic_block, "journal_approve_post requires the caller's transaction"
+    journal = _locked_journal(journal_id)
+    if journal.status != Journal.Status.ENTERED:
+        raise JournalNotPending(f"{journal.txn_id} is {journal.status}")
+    if journal.maker_id is not None and journal.maker_id == actor.pk:
+        raise SelfApproval("the maker of a transaction cannot approve it")
+    currency = journal.details["currency"]
+    legs = [
+        Leg(
+            leg["account_id"],
+            leg["side"],
+            Money.from_minor(leg["amount_minor"], currency),
+            leg["purpose"],
+        )
+        for leg in journal.details["legs"]
+    ]
+    hold_ids = list(
+        Hold.objects.filter(journal=journal, status=Hold.Status.ACTIVE).values_list("pk", flat=True)
+    )
+    journal_post(
+        legs=legs,
+        txn_type=journal.txn_type,
+        channel=journal.channel,
+        business_date=business_date,
+        now=now,
+        journal_id=journal.pk,
+        checker_id=actor.pk,
+        check_status=journal.txn_type != TxnType.ADJUSTMENT,
+        check_funds=journal.txn_type != TxnType.ADJUSTMENT,
+        consume_hold_ids=hold_ids,
+    )
+    journal.refresh_from_db()
+    return journal
+
+
+def journal_approve(
+    *, journal_id: int, actor: AbstractBaseUser, business_date: date, now: datetime
+) -> Journal:
+    """Approve an entered movement in its own transaction. See ``journal_approve_post``."""
     with transaction.atomic(durable=True):
-        journal = _locked_journal(journal_id)
-        if journal.status != Journal.Status.ENTERED:
-            raise JournalNotPending(f"{journal.txn_id} is {journal.status}")
-        if journal.maker_id is not None and journal.maker_id == actor.pk:
-            raise SelfApproval("the maker of a transaction cannot approve it")
-        currency = journal.details["currency"]
-        legs = [
-            Leg(
-                leg["account_id"],
-                leg["side"],
-                Money.from_minor(leg["amount_minor"], currency),
-                leg["purpose"],
-            )
-            for leg in journal.details["legs"]
-        ]
-        hold_ids = list(
-            Hold.objects.filter(journal=journal, status=Hold.Status.ACTIVE).values_list(
-                "pk", flat=True
-            )
+        return journal_approve_post(
+            journal_id=journal_id, actor=actor, business_date=business_date, now=now
         )
-        journal_post(
-            legs=legs,
-            txn_type=journal.txn_type,
-            channel=journal.channel,
-            business_date=business_date,
-            now=now,
-            journal_id=journal.pk,
-            checker_id=actor.pk,
-            check_status=journal.txn_type != TxnType.ADJUSTMENT,
-            check_funds=journal.txn_type != TxnType.ADJUSTMENT,
-            consume_hold_ids=hold_ids,
-        )
-        journal.refresh_from_db()
-        return journal
 
 
 def journal_reject(
@@ -342,7 +363,7 @@ def journal_reject(
 # --- reversal --------------------------------------------------------------------------------
 
 
-def journal_reverse(
+def journal_reverse_post(
     *,
     journal_id: int,
     reason: str,
@@ -353,44 +374,67 @@ def journal_reverse(
 ) -> Journal:
     """Post the mirror image of a posted journal (all its legs, fees included), exactly once.
 
+    Requires the caller's transaction.
+
     :raises JournalNotFound: / :raises NotReversible: for entered, rejected or reversal
         journals / :raises AlreadyReversed: / :raises InsufficientFunds: if the money is gone
     """
-    with transaction.atomic(durable=True):
-        original = _locked_journal(journal_id)
-        if original.status != Journal.Status.POSTED or original.txn_type == TxnType.REVERSAL:
-            raise NotReversible(f"{original.txn_id} is {original.status} {original.txn_type}")
-        if Journal.objects.filter(reversal_of=original).exists():
-            raise AlreadyReversed(f"{original.txn_id} has already been reversed")
-        legs = [
-            Leg(
-                e.account_id,
-                "C" if e.side == "D" else "D",
-                Money.from_minor(e.amount_minor, e.currency),
-                e.purpose,
+    assert connection.in_atomic_block, "journal_reverse_post requires the caller's transaction"
+    original = _locked_journal(journal_id)
+    if original.status != Journal.Status.POSTED or original.txn_type == TxnType.REVERSAL:
+        raise NotReversible(f"{original.txn_id} is {original.status} {original.txn_type}")
+    if Journal.objects.filter(reversal_of=original).exists():
+        raise AlreadyReversed(f"{original.txn_id} has already been reversed")
+    legs = [
+        Leg(
+            e.account_id,
+            "C" if e.side == "D" else "D",
+            Money.from_minor(e.amount_minor, e.currency),
+            e.purpose,
+        )
+        for e in Entry.objects.filter(journal=original).order_by("id")
+    ]
+    try:
+        with transaction.atomic():
+            posted = journal_post(
+                legs=legs,
+                txn_type=TxnType.REVERSAL,
+                channel=channel,
+                business_date=business_date,
+                now=now,
+                narration=f"Reversal of {original.txn_id}: {reason}"[:200],
+                maker_id=actor.pk if actor is not None else None,
+                reversal_of_id=original.pk,
+                details={"reason": reason, "reverses": original.txn_id},
+                # A reversal undoes the bank's own posting: freezes and dormancy do not
+                # stop it, but it may not overdraw a customer beyond their limits.
+                check_status=False,
+                check_funds=True,
             )
-            for e in Entry.objects.filter(journal=original).order_by("id")
-        ]
-        try:
-            with transaction.atomic():
-                posted = journal_post(
-                    legs=legs,
-                    txn_type=TxnType.REVERSAL,
-                    channel=channel,
-                    business_date=business_date,
-                    now=now,
-                    narration=f"Reversal of {original.txn_id}: {reason}"[:200],
-                    maker_id=actor.pk if actor is not None else None,
-                    reversal_of_id=original.pk,
-                    details={"reason": reason, "reverses": original.txn_id},
-                    # A reversal undoes the bank's own posting: freezes and dormancy do not
-                    # stop it, but it may not overdraw a customer beyond their limits.
-                    check_status=False,
-                    check_funds=True,
-                )
-        except IntegrityError as exc:  # the unique reversal_of lost a race
-            raise AlreadyReversed(f"{original.txn_id} has already been reversed") from exc
-        return Journal.objects.get(pk=posted.journal_id)
+    except IntegrityError as exc:  # the unique reversal_of lost a race
+        raise AlreadyReversed(f"{original.txn_id} has already been reversed") from exc
+    return Journal.objects.get(pk=posted.journal_id)
+
+
+def journal_reverse(
+    *,
+    journal_id: int,
+    reason: str,
+    actor: AbstractBaseUser | None,
+    channel: str,
+    business_date: date,
+    now: datetime,
+) -> Journal:
+    """Reverse a posted journal in its own transaction. See ``journal_reverse_post``."""
+    with transaction.atomic(durable=True):
+        return journal_reverse_post(
+            journal_id=journal_id,
+            reason=reason,
+            actor=actor,
+            channel=channel,
+            business_date=business_date,
+            now=now,
+        )
 
 
 # --- holds -----------------------------------------------------------------------------------
@@ -421,7 +465,10 @@ def hold_place_locked(
     balance = balance_lock(account_id=account_id)
     account = Account.objects.get(pk=account_id)
     if balance.currency != amount.currency:
-        raise LedgerCurrencyMismatch(f"account is in {balance.currency}, not {amount.currency}")
+        raise LedgerCurrencyMismatch(
+            f"account is in {balance.currency}, not {amount.currency}",
+            errors={"currency": [f"the account is {balance.currency}"]},
+        )
     if account.status == Account.Status.CLOSED:
         raise AccountClosed("the account is closed")
     if enforce_customer_rules and not balance.is_office:
@@ -518,3 +565,16 @@ def hold_release(*, hold_id: int, actor: AbstractBaseUser | None, now: datetime)
                 "this hold secures a transaction awaiting approval; reject the transaction"
             )
         return _hold_release_locked(hold_id=hold_id, actor=actor, now=now)
+
+
+# --- idempotency records -----------------------------------------------------------------------
+
+
+def idempotency_purge(*, now: datetime) -> int:
+    """Delete idempotency records whose TTL has passed; return how many went.
+
+    Safe to run at any time and twice: an expired key is already treated as unused by
+    ``idempotent_execute``, so deleting it changes no answer.
+    """
+    deleted, _ = IdempotencyRecord.objects.filter(expires_at__lte=now).delete()
+    return deleted
