@@ -132,7 +132,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Expired Idempotency-Key records (see IDEMPOTENCY_KEY_TTL_HOURS); hourly keeps each purge
+    # small, and an expired record is already ignored before it is purged.
+    "ledger-idempotency-purge": {
+        "task": "ledger.idempotency_purge",
+        "schedule": 3600.0,
+        "options": {"queue": "maintenance"},
+    },
+}
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
