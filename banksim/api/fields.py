@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from banksim.core.money import AMOUNT_PATTERN, CURRENCY_EXPONENTS
@@ -65,6 +66,7 @@ class CurrencyField(serializers.CharField):
         return value
 
 
+@extend_schema_field({"type": "string", "pattern": AMOUNT_PATTERN.pattern, "example": "100.50"})
 class AmountField(serializers.Field):
     """An amount on the wire: a string like ``"100.50"``; never a JSON number.
 
@@ -95,6 +97,7 @@ class AmountField(serializers.Field):
         return str(value)
 
 
+@extend_schema_field({"type": "string", "example": "100.50"})
 class MoneyOutField(serializers.Field):
     """Render a ``Money`` as ``"100.50"``."""
 
