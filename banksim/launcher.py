@@ -234,7 +234,7 @@ def _banner(*, base: str, database: str, broker: str, credentials: Path) -> str:
     lines = [
         "",
         "BankSim is running. Ctrl-C stops it.",
-        f"  API root     {base}/api/v1/",
+        f"  API          {base}/api/v1/  (e.g. {base}/api/v1/customers)",
         f"  API docs     {base}/api/docs/   (OpenAPI schema: {base}/api/schema/)",
         f"  Admin        {base}/admin/",
         f"  Database     {database}",
