@@ -200,3 +200,39 @@ def funded_account(
         return account
 
     return _funded
+
+
+@pytest.fixture
+def fee_rule(bank: Bank) -> Callable[..., object]:
+    """Create a fee rule through the fee service (default: flat 1.00 on USD transfers out,
+    credited to the branch's fee income, in force from the bank's business date). Amounts and
+    rates may be given as strings: ``fee_rule(calc_type="percent", rate_percent="0.5")``."""
+    from decimal import Decimal
+
+    from banksim.core.money import Money
+    from fees.services import fee_rule_create
+    from fees.specs import FeeRuleSpec
+
+    def _make(**overrides: object) -> object:
+        currency = str(overrides.get("currency", "USD"))
+        fields: dict[str, object] = {
+            "name": "Transfer fee",
+            "event": "transfer_out",
+            "currency": currency,
+            "calc_type": "flat",
+            "flat_fee": "1.00" if overrides.get("calc_type", "flat") == "flat" else None,
+            "income_account_id": bank.office_account("fee_income", currency).pk,
+            "effective_from": bank.business_date,
+            **overrides,
+        }
+        for name in ("flat_fee", "min_fee", "max_fee"):
+            if isinstance(fields.get(name), str):
+                fields[name] = Money.parse(fields[name], currency)
+        for name in ("rate_percent", "tax_rate_percent"):
+            if isinstance(fields.get(name), str):
+                fields[name] = Decimal(fields[name])
+        if fields.get("tax_rate_percent") and "tax_account_id" not in overrides:
+            fields["tax_account_id"] = bank.office_account("tax_payable", currency).pk
+        return fee_rule_create(spec=FeeRuleSpec(**fields), actor=None)  # type: ignore[arg-type]
+
+    return _make
