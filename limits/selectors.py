@@ -8,10 +8,11 @@ from datetime import date
 
 from django.db.models import Q, QuerySet
 
+from accounts import selectors as account_selectors
 from accounts.models import Account, Product
 from accounts.services import ProductNotFound
 from banksim.core.money import Money
-from limits.errors import LimitRuleNotFound
+from limits.errors import LimitRuleNotFound, LimitScopeAmbiguous
 from limits.models import LimitRule, LimitUsage
 
 _PRODUCT_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{0,11}", re.ASCII)
@@ -26,7 +27,8 @@ def limit_rule_get(*, rule_id: int) -> LimitRule:
 
     :raises LimitRuleNotFound: if there is none
     """
-    rule = _rules().filter(pk=rule_id).first()
+    # A path id beyond bigint cannot exist; keep it away from SQL.
+    rule = _rules().filter(pk=rule_id).first() if 0 < rule_id < 2**63 else None
     if rule is None:
         raise LimitRuleNotFound(f"no limit rule {rule_id}")
     return rule
@@ -55,6 +57,46 @@ def limit_scope_product_get(*, code: str) -> Product:
     if product is None:
         raise ProductNotFound(f"no product {code[:20]!r}")
     return product
+
+
+@dataclass(frozen=True)
+class LimitScope:
+    account_id: int | None = None
+    product_id: int | None = None
+    customer_id: int | None = None
+
+
+def limit_scope_get(
+    *, account_number: str | None, product_code: str | None, cif_id: str | None
+) -> LimitScope:
+    """Resolve the public identifiers of a rule's scope (none set: the whole bank).
+
+    :raises LimitScopeAmbiguous: if more than one is set (checked before any lookup)
+    :raises AccountNotFound: / :raises ProductNotFound: / :raises CustomerNotFound:
+    """
+    given = {
+        name: value
+        for name, value in (
+            ("account", account_number),
+            ("product", product_code),
+            ("customer", cif_id),
+        )
+        if value is not None
+    }
+    if len(given) > 1:
+        raise LimitScopeAmbiguous(
+            f"set one of account, product or customer, not {', '.join(given)}",
+            errors={name: ["only one scope may be set"] for name in given},
+        )
+    if account_number is not None:
+        return LimitScope(
+            account_id=account_selectors.account_get(account_number=account_number).pk
+        )
+    if product_code is not None:
+        return LimitScope(product_id=limit_scope_product_get(code=product_code).pk)
+    if cif_id is not None:
+        return LimitScope(customer_id=account_selectors.customer_get(cif_id=cif_id).pk)
+    return LimitScope()
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,11 @@ def limit_rule_update(
     :raises LimitCurrencyMismatch: if a new amount is not in the rule's currency
     """
     with transaction.atomic():
-        rule = LimitRule.objects.select_for_update().filter(pk=rule_id).first()
+        rule = (
+            LimitRule.objects.select_for_update().filter(pk=rule_id).first()
+            if 0 < rule_id < 2**63
+            else None
+        )
         if rule is None:
             raise LimitRuleNotFound(f"no limit rule {rule_id}")
         values = {k: v for k, v in vars(changes).items() if v is not UNSET}
