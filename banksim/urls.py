@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("ledger.urls")),
+    path("api/v1/", include("fees.urls")),
     path("api/v1/", include("limits.urls")),
 ]
 
