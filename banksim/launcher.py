@@ -313,8 +313,14 @@ def up(argv: Sequence[str]) -> int:
     with _signals_raise_stop():
         try:
             if "DATABASE_URL" in os.environ:
-                say(f"using DATABASE_URL ({_database_name(env['DATABASE_URL'])})")
-                database = "external (DATABASE_URL)"
+                name = _database_name(env["DATABASE_URL"])
+                say(f"using DATABASE_URL (database {name})")
+                try:
+                    if _create_database(_admin_url(env["DATABASE_URL"]), name):
+                        say(f"created database {name}")
+                except Exception as exc:  # migrate reports what is really wrong
+                    say(f"could not check or create database {name} ({exc}); trying anyway")
+                database = f"external (DATABASE_URL, database {name})"
             else:
                 embedded = EmbeddedPostgres(var / "pgdata")
                 say(f"starting embedded PostgreSQL in {embedded.datadir}")
