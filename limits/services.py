@@ -202,6 +202,12 @@ def _spec_of(rule: LimitRule) -> LimitRuleSpec:
     )
 
 
+def limit_rule_spec_changed(*, rule: LimitRule, changes: LimitRuleChanges) -> LimitRuleSpec:
+    """Return what ``rule`` would say after ``changes`` (nothing saved, nothing checked)."""
+    values = {k: v for k, v in vars(changes).items() if v is not UNSET}
+    return replace(_spec_of(rule), **values)
+
+
 def limit_rule_create(
     *, spec: LimitRuleSpec, actor: AbstractBaseUser | None, now: datetime
 ) -> LimitRule:
@@ -236,8 +242,7 @@ def limit_rule_update(
         )
         if rule is None:
             raise LimitRuleNotFound(f"no limit rule {rule_id}")
-        values = {k: v for k, v in vars(changes).items() if v is not UNSET}
-        spec = replace(_spec_of(rule), **values)
+        spec = limit_rule_spec_changed(rule=rule, changes=changes)
         _check_values(spec)
         _apply(rule, spec)
         rule.updated_at = now
