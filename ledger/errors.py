@@ -133,3 +133,5 @@ BY_CODE: dict[str, type[Exception]] = {
         UnbalancedJournal,
     )
 }
+# The SQL function names this condition after its table; the API contract after the resource.
+BY_CODE["ledger.journal_not_pending"] = JournalNotPending
