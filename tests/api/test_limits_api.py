@@ -590,6 +590,7 @@ class TestTransferBreach:
     def test_a_transfer_past_the_limit_answers_the_limits_problem_and_posts_nothing(
         self, bank, funded_account, open_account, teller, teller_client
     ):
+        from ledger.models import AccountBalance
         from tests.api.ledger_support import post_json, seat
 
         seat(teller, bank.branch)
@@ -610,3 +611,4 @@ class TestTransferBreach:
         assert (body["used_amount"], body["remaining_amount"]) == ("800.00", "200.00")
         limits = teller_client.get(limits_url(payer.account_number)).json()["limits"]
         assert limits[0]["used_amount"] == "800.00"
+        assert AccountBalance.objects.get(account=payee).ledger_minor == 80000
