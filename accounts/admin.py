@@ -1,7 +1,8 @@
 """Admin for CIF, static data and accounts.
 
 The admin is a window, not a back door: customers and accounts are created and change status
-only through the services (the teller API is the write path), so here they are read-only.
+only through the services (the teller API is the write path), so here they are read-only;
+the freeze/unfreeze actions offered to supervisors call the same services.
 Static data (calendars, holidays, branches, GL sub-heads, products) can be maintained, except
 the fields other rows depend on (a SOL code is part of every account number, a product's
 currency is its accounts' currency). Product terms are read-only because account balances
@@ -10,15 +11,20 @@ carry a snapshot of them (minimum balance, overdraft) that only a service may re
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import ManyToManyField, QuerySet
-from django.forms import ModelMultipleChoiceField
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from simple_history.admin import SimpleHistoryAdmin
 
+from accounts import services
 from accounts.models import (
     Account,
     Branch,
@@ -30,7 +36,9 @@ from accounts.models import (
     ProductTerms,
     StaffProfile,
 )
-from banksim.core.errors import InvalidInput
+from banksim.api.permissions import SUPERVISOR, user_roles
+from banksim.core import clock
+from banksim.core.errors import DomainError, InvalidInput
 from banksim.core.money import Money
 
 
@@ -259,10 +267,22 @@ class CustomerAdmin(ReadOnlyAdminMixin, AuditHistoryAdmin):
     inlines = [CustomerAccountInline]
 
 
+class FreezeForm(forms.Form):
+    freeze_type = forms.ChoiceField(choices=Account.FreezeType.choices)
+    reason = forms.CharField(max_length=200)
+
+
+class UnfreezeForm(forms.Form):
+    reason = forms.CharField(max_length=200)
+
+
+StatusChange = Callable[[Account, dict[str, Any], datetime], Account]
+
+
 @admin.register(Account)
 class AccountAdmin(ReadOnlyAdminMixin, AuditHistoryAdmin):
-    """Read-only: accounts open, freeze and close through the services; money moves only
-    through ledger postings."""
+    """Read-only: accounts open and close through the services, money moves only through
+    ledger postings. Supervisors can freeze and unfreeze here; each goes through the service."""
 
     list_display = (
         "account_number",
@@ -280,11 +300,92 @@ class AccountAdmin(ReadOnlyAdminMixin, AuditHistoryAdmin):
     search_fields = ("=account_number", "title", "=customer__cif_id")
     list_select_related = ("customer", "product", "branch", "balance")
     date_hierarchy = "opened_on"
+    actions = ["freeze", "unfreeze"]
 
     @admin.display(description="ledger balance")
     def ledger_balance(self, obj: Account) -> str:
         balance = getattr(obj, "balance", None)
         return format_minor(balance.ledger_minor if balance else None, obj.currency)
+
+    def has_status_permission(self, request: HttpRequest) -> bool:
+        # The API's rule: only supervisors freeze and unfreeze.
+        return bool(request.user.is_superuser or SUPERVISOR in user_roles(request.user))
+
+    @admin.action(description="Freeze selected accounts", permissions=["status"])
+    def freeze(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
+        return self._status_change(
+            request,
+            queryset,
+            action="freeze",
+            title="Freeze accounts",
+            form_class=FreezeForm,
+            change=lambda account, data, now: services.account_freeze(
+                account_id=account.pk,
+                freeze_type=data["freeze_type"],
+                reason=data["reason"],
+                actor=request.user,
+                now=now,
+            ),
+        )
+
+    @admin.action(description="Unfreeze selected accounts", permissions=["status"])
+    def unfreeze(self, request: HttpRequest, queryset: QuerySet[Account]) -> HttpResponse | None:
+        return self._status_change(
+            request,
+            queryset,
+            action="unfreeze",
+            title="Unfreeze accounts",
+            form_class=UnfreezeForm,
+            change=lambda account, data, now: services.account_unfreeze(
+                account_id=account.pk, reason=data["reason"], actor=request.user, now=now
+            ),
+        )
+
+    def _status_change(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Account],
+        *,
+        action: str,
+        title: str,
+        form_class: type[forms.Form],
+        change: StatusChange,
+    ) -> HttpResponse | None:
+        """Ask for the reason (and freeze type), then make one service call per account."""
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/accounts/account/status_change.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": title,
+                    "opts": self.model._meta,
+                    "queryset": queryset,
+                    "form": form,
+                    "action": action,
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        now = clock.now()
+        changed, refused = [], []
+        for account in queryset.order_by("pk"):
+            if account.kind != Account.Kind.CUSTOMER:
+                refused.append(f"{account.account_number}: office accounts are run by operations")
+                continue
+            # The admin has no problem+json handler: a refusal becomes a message for that
+            # account, and the others still go through (each service call is atomic).
+            try:
+                change(account, form.cleaned_data, now)
+            except DomainError as exc:
+                refused.append(f"{account.account_number}: {exc.detail}")
+            else:
+                changed.append(account.account_number)
+        if changed:
+            self.message_user(request, f"{title}: done for {', '.join(changed)}", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"{title}: refused {'; '.join(refused)}", messages.ERROR)
+        return None
 
 
 @admin.register(StaffProfile)
@@ -297,7 +398,7 @@ class StaffProfileAdmin(admin.ModelAdmin):
 
     def formfield_for_manytomany(
         self, db_field: ManyToManyField, request: HttpRequest, **kwargs: Any
-    ) -> ModelMultipleChoiceField | None:
+    ) -> forms.ModelMultipleChoiceField | None:
         if db_field.name == "cash_accounts":
             # A till is a teller-cash office account; nothing else belongs here.
             kwargs["queryset"] = Account.objects.filter(

@@ -242,3 +242,16 @@ def _route_of(operation: Operation) -> str:
     path, _ = operation.request(None)
     route = path.removeprefix("/api/v1/")
     return route.replace(NO_CIF, "<str:cif_id>").replace(NO_ACCOUNT, "<str:account_number>")
+
+
+def test_every_operation_documents_its_auth_problems_in_the_schema():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+
+    for operation in OPERATIONS:
+        path = "/api/v1/" + _route_of(operation).replace("<str:", "{").replace(">", "}")
+        responses = schema["paths"][path][operation.method]["responses"]
+        assert str(operation.success) in responses, operation.name
+        for status in ("401", "403"):
+            assert "application/problem+json" in responses[status]["content"], operation.name

@@ -5,11 +5,12 @@ import datetime as dt
 import pytest
 from django.apps import apps
 from django.contrib import admin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, Permission, User
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Branch, Customer, Holiday, Product, StaffProfile
+from accounts import services
+from accounts.models import Account, Branch, Customer, Holiday, Product, StaffProfile
 from banksim.core.money import Money
 from ledger import services as ledger_services
 from ledger.models import (
@@ -273,3 +274,83 @@ class TestStaticDataStaysConsistent:
         choices = response.context["adminform"].form.fields["cash_accounts"].queryset
         assert {(a.kind, a.office_role) for a in choices} == {("office", "teller_cash")}
         assert choices.count() == 3  # one till per currency in the test bank
+
+
+class TestFreezeActions:
+    def _act(self, browser, action, accounts, **form):
+        return browser.post(
+            _url(Account, "changelist"),
+            {
+                "action": action,
+                "_selected_action": [a.pk for a in accounts],
+                "apply": "yes",
+                **form,
+            },
+            follow=True,
+        )
+
+    def test_a_supervisor_freezes_through_the_service_after_giving_a_reason(
+        self, browser, bank, open_account, superuser
+    ):
+        account = open_account()
+
+        asked = browser.post(
+            _url(Account, "changelist"),
+            {"action": "freeze", "_selected_action": [account.pk], "index": "0"},
+        )
+        done = self._act(browser, "freeze", [account], freeze_type="debit", reason="court order")
+
+        assert asked.status_code == 200
+        assert b'name="reason"' in asked.content
+        assert done.status_code == 200
+        account.refresh_from_db()
+        assert (account.status, account.freeze_type) == ("frozen", "debit")
+        assert account.status_changed_by == superuser
+        assert account.history.first().history_change_reason == "frozen (debit): court order"
+
+    def test_without_a_reason_nothing_is_frozen(self, browser, bank, open_account):
+        account = open_account()
+
+        response = self._act(browser, "freeze", [account], freeze_type="total", reason="")
+
+        assert response.status_code == 200
+        account.refresh_from_db()
+        assert account.status == "active"
+
+    def test_refusals_are_reported_per_account_and_the_rest_go_through(
+        self, browser, bank, open_account, supervisor
+    ):
+        frozen, active = open_account(), open_account()
+        services.account_freeze(
+            account_id=frozen.pk,
+            freeze_type="total",
+            reason="earlier",
+            actor=supervisor,
+            now=timezone.now(),
+        )
+        till = bank.office_account("teller_cash", "USD")
+
+        response = self._act(browser, "unfreeze", [frozen, active, till], reason="order lifted")
+
+        text = response.content.decode()
+        assert f"done for {frozen.account_number}" in text
+        assert f"{active.account_number}: a active account is not frozen" in text
+        assert f"{till.account_number}: office accounts are run by operations" in text
+        frozen.refresh_from_db()
+        assert frozen.status == "active"
+
+    def test_staff_without_the_supervisor_role_cannot_freeze(self, client, bank, open_account):
+        clerk = User.objects.create_user("clerk", password="pw-not-secret-123", is_staff=True)
+        clerk.user_permissions.add(Permission.objects.get(codename="view_account"))
+        clerk.groups.add(Group.objects.get_or_create(name="teller")[0])
+        client.force_login(clerk)
+        account = open_account()
+
+        page = client.get(_url(Account, "changelist"))
+        response = self._act(client, "freeze", [account], freeze_type="total", reason="x")
+
+        assert page.status_code == 200
+        assert b'value="freeze"' not in page.content
+        assert response.status_code == 200
+        account.refresh_from_db()
+        assert account.status == "active"
