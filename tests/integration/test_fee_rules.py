@@ -3,6 +3,8 @@ the database's own guards, versions and history, rule choice by date and scope, 
 waivers, and the query budget of the posting path."""
 
 import datetime as dt
+import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -644,6 +646,34 @@ class TestFreeUses:
 
         with transaction.atomic():
             assert services.fee_usage_release(fees=details) == 0
+
+    @pytest.mark.django_db(transaction=True)
+    def test_two_concurrent_postings_cannot_both_take_the_last_free_use(
+        self, bank, fee_rule, open_account
+    ):
+        payer = open_account()
+        fee_rule(free_uses=1)
+        barrier = threading.Barrier(2)
+        outcomes: list[bool] = []
+
+        def post_in_own_transaction():
+            try:
+                with transaction.atomic():
+                    barrier.wait(timeout=10)
+                    charge = assess(payer, count=True).charges[0]
+                    time.sleep(0.2)  # hold the counter row while the other thread tries
+                outcomes.append(charge.free_use)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=post_in_own_transaction) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+
+        assert sorted(outcomes) == [False, True]
+        assert FeeUsage.objects.get(account=payer).used == 2
 
     @pytest.mark.django_db(transaction=True)
     def test_a_counted_use_needs_the_posting_transaction(self, bank, fee_rule, open_account):
