@@ -102,6 +102,8 @@ class TestTransferStorm:
         "hold_place": 8,
         "hold_release": 8,
         "freeze_briefly": 6,
+        "enter_for_approval": 6,
+        "approve_or_reject": 6,
     }
 
     def test_random_traffic_on_few_accounts_keeps_every_invariant_and_never_deadlocks(
@@ -113,6 +115,7 @@ class TestTransferStorm:
         ProductTerms.objects.filter(product=bank.products["CAA-USD"]).update(
             overdraft_limit_minor=OVERDRAFT_MINOR
         )
+        ApprovalThreshold.objects.create(currency="USD", channel="api", amount_minor=20_00)
         savers = [open_account("SBA-USD") for _ in range(5)]
         current = open_account("CAA-USD")
         cash = bank.office_account("teller_cash")
@@ -121,6 +124,7 @@ class TestTransferStorm:
         customers = [a.pk for a in [*savers, current]]
         journals: list[int] = []  # posted by any worker; list.append is thread-safe
         holds: list[int] = []
+        entered: list[int] = []
         names, weights = zip(*self.WEIGHTS.items(), strict=True)
 
         def operate(name: str, rng: random.Random) -> None:
@@ -175,6 +179,37 @@ class TestTransferStorm:
                 account_services.account_unfreeze(
                     account_id=account_id, reason="storm over", actor=supervisor, now=timezone.now()
                 )
+
+            elif name == "enter_for_approval":
+                payer, payee = rng.sample(customers, 2)
+                result = services.movement_execute(
+                    movement=services.Movement(
+                        txn_type="transfer",
+                        debit_account_id=payer,
+                        credit_account_id=payee,
+                        amount=usd(rng.randint(20_01, 60_00)),
+                        channel="api",
+                    ),
+                    actor=teller,
+                    business_date=bank.business_date,
+                    now=timezone.now(),
+                )
+                assert not result.posted
+                entered.append(result.journal.pk)
+            elif name == "approve_or_reject" and entered:
+                journal_id = rng.choice(entered)
+                if rng.random() < 0.7:
+                    services.journal_approve(
+                        journal_id=journal_id,
+                        actor=supervisor,
+                        business_date=bank.business_date,
+                        now=timezone.now(),
+                    )
+                    journals.append(journal_id)
+                else:
+                    services.journal_reject(
+                        journal_id=journal_id, reason="storm", actor=supervisor, now=timezone.now()
+                    )
 
         def worker(index: int) -> Counter:
             rng = random.Random(20261130 + index)
