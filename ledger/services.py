@@ -19,11 +19,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 
 from accounts.models import Account
 from banksim.core.money import Money
+from fees.services import fee_assess, fee_usage_release
 from ledger.errors import (
     AccountClosed,
     AccountDormant,
@@ -51,6 +52,7 @@ from ledger.models import (
     Journal,
 )
 from ledger.posting import Leg, journal_post
+from limits.services import limit_consume, limit_release
 
 TxnType = Journal.TxnType
 Channel = Journal.Channel
@@ -112,41 +114,73 @@ def balance_lock(*, account_id: int) -> AccountBalance:
 # --- movements -------------------------------------------------------------------------------
 
 
+# Which fee event a movement raises, and on whom: the customer side of the movement pays.
+_FEE_EVENTS: dict[str, str] = {
+    TxnType.TRANSFER: "transfer_out",
+    TxnType.CASH_WITHDRAWAL: "cash_withdrawal",
+    TxnType.CASH_DEPOSIT: "cash_deposit",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountFacts:
+    pk: int
+    account_number: str
+    kind: str
+    currency: str
+    product_id: int
+
+
+def _default_threshold_minor(currency: str) -> int:
+    return Money.parse(settings.MAKER_CHECKER_DEFAULT_THRESHOLD.split(".")[0], currency).minor
+
+
+# One round trip for both accounts and the approval threshold that applies to the debit side
+# (most specific row wins: product+channel, product, channel, currency-wide).
+_FACTS_SQL = """
+SELECT a.id, a.account_number, a.kind, a.currency, a.product_id,
+       (SELECT t.amount_minor FROM ledger_approvalthreshold t
+         WHERE t.currency = a.currency
+           AND (t.product_id IS NULL OR t.product_id = a.product_id)
+           AND (t.channel = '' OR t.channel = %s)
+         ORDER BY (t.product_id IS NOT NULL) DESC, (t.channel <> '') DESC
+         LIMIT 1)
+  FROM accounts_account a
+ WHERE a.id IN (%s, %s)
+"""
+
+
 def approval_threshold_minor(*, currency: str, product_id: int | None, channel: str) -> int:
     """Return the amount above which a movement needs a checker (most specific row wins)."""
-    rows = ApprovalThreshold.objects.filter(currency=currency).values_list(
-        "product_id", "channel", "amount_minor"
+    row = (
+        ApprovalThreshold.objects.filter(currency=currency)
+        .filter(models.Q(product_id=None) | models.Q(product_id=product_id))
+        .filter(channel__in=("", channel))
+        .order_by(
+            models.F("product_id").asc(nulls_last=True),
+            models.Case(models.When(channel="", then=1), default=0),
+        )
+        .values_list("amount_minor", flat=True)
+        .first()
     )
-    best: tuple[int, int] | None = None
-    for row_product, row_channel, amount in rows:
-        if row_product not in (None, product_id) or row_channel not in ("", channel):
-            continue
-        rank = (2 if row_product is not None else 0) + (1 if row_channel else 0)
-        if best is None or rank > best[0]:
-            best = (rank, amount)
-    if best is not None:
-        return best[1]
-    default = Money.parse(settings.MAKER_CHECKER_DEFAULT_THRESHOLD.split(".")[0], currency)
-    return default.minor
+    return row if row is not None else _default_threshold_minor(currency)
 
 
-def _legs(movement: Movement) -> list[Leg]:
-    return [
-        Leg(movement.debit_account_id, "D", movement.amount),
-        Leg(movement.credit_account_id, "C", movement.amount),
-    ]
-
-
-def _check_accounts(movement: Movement) -> dict[int, Account]:
-    """Friendly checks before the lock: existence, kinds, and the rules a row read can tell."""
+def _check_accounts(movement: Movement) -> tuple[dict[int, _AccountFacts], int]:
+    """Friendly checks before any lock; return the accounts and the debit side's threshold."""
     if movement.debit_account_id == movement.credit_account_id:
         raise SameAccount(
             "debit and credit account are the same",
             errors={"credit_account": ["must differ from the debit account"]},
         )
-    accounts = Account.objects.in_bulk([movement.debit_account_id, movement.credit_account_id])
-    if len(accounts) != 2:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FACTS_SQL, [movement.channel, movement.debit_account_id, movement.credit_account_id]
+        )
+        rows = cursor.fetchall()
+    if len(rows) != 2:
         raise AccountNotFound("an account in this movement does not exist")
+    accounts = {row[0]: _AccountFacts(*row[:5]) for row in rows}
     for account in accounts.values():
         if account.currency != movement.amount.currency:
             raise LedgerCurrencyMismatch(
@@ -158,7 +192,10 @@ def _check_accounts(movement: Movement) -> dict[int, Account]:
         a.kind != Account.Kind.OFFICE for a in accounts.values()
     ):
         raise NotAnOfficeAccount("adjustments move money between office (GL) accounts only")
-    return accounts
+    threshold = next(row[5] for row in rows if row[0] == movement.debit_account_id)
+    return accounts, threshold if threshold is not None else _default_threshold_minor(
+        movement.amount.currency
+    )
 
 
 def movement_post(
@@ -168,29 +205,75 @@ def movement_post(
     business_date: date,
     now: datetime,
 ) -> MovementResult:
-    """Post a movement, or enter it for approval above the maker-checker threshold.
+    """Post a movement with its fees and daily limits, or enter it for approval.
 
-    Requires the caller's transaction.
+    One journal holds the principal, fee and tax legs; limit usage and free-fee counters move
+    in the same transaction, so a rollback undoes all of it. A movement is entered instead of
+    posted when it is above the maker-checker threshold or a limit rule routes it to approval.
+    Requires the caller's transaction. Lock order: fee and limit counters, then balance rows.
 
     :raises SameAccount: / :raises AccountNotFound: / :raises LedgerCurrencyMismatch:
     :raises NotAnOfficeAccount: for an adjustment touching a customer account
-    :raises InsufficientFunds: / :raises AccountClosed: / :raises AccountFrozen:
-    :raises AccountDormant:
+    :raises DailyLimitExceeded: if the debit would pass a daily limit that refuses
+    :raises InsufficientFunds: if amount plus fee and tax exceed available funds
+    :raises AccountClosed: / :raises AccountFrozen: / :raises AccountDormant:
     """
     assert connection.in_atomic_block, "movement_post requires the caller's transaction"
-    accounts = _check_accounts(movement)
+    accounts, threshold = _check_accounts(movement)
     debit = accounts[movement.debit_account_id]
-    legs = _legs(movement)
-    maker_id = actor.pk if actor is not None else None
-    if movement.channel != Channel.BATCH and movement.amount.minor > approval_threshold_minor(
-        currency=movement.amount.currency, product_id=debit.product_id, channel=movement.channel
-    ):
-        return MovementResult(
-            journal=_enter(
-                movement=movement, legs=legs, actor=actor, business_date=business_date, now=now
-            ),
-            posted=False,
+    credit = accounts[movement.credit_account_id]
+    principal = [
+        Leg(movement.debit_account_id, "D", movement.amount),
+        Leg(movement.credit_account_id, "C", movement.amount),
+    ]
+    legs = principal
+    details: dict[str, Any] = dict(movement.details)
+
+    payer = credit if movement.txn_type == TxnType.CASH_DEPOSIT else debit
+    event = _FEE_EVENTS.get(movement.txn_type)
+    if event is not None and payer.kind == Account.Kind.CUSTOMER:
+        assessment = fee_assess(
+            event=event,
+            payer_account_id=payer.pk,
+            amount=movement.amount,
+            channel=movement.channel,
+            business_date=business_date,
+            count_usage=True,
         )
+        if assessment.charges:
+            legs = assessment.legs_with(principal, payer.pk)
+            details["fees"] = assessment.details()
+
+    limit_routed = False
+    if debit.kind == Account.Kind.CUSTOMER:
+        decision = limit_consume(
+            account_id=debit.pk,
+            amount=movement.amount,
+            channel=movement.channel,
+            txn_type=movement.txn_type,
+            business_date=business_date,
+        )
+        if decision.consumed:
+            details["limits"] = decision.consumed
+        limit_routed = decision.requires_approval
+
+    over_threshold = movement.channel != Channel.BATCH and movement.amount.minor > threshold
+    if over_threshold or limit_routed:
+        details["approval_reason"] = "limit" if limit_routed else "threshold"
+        journal = _enter(
+            movement=movement,
+            legs=legs,
+            details=details,
+            customer_ids={a.pk for a in accounts.values() if a.kind == Account.Kind.CUSTOMER},
+            actor=actor,
+            business_date=business_date,
+            now=now,
+        )
+        return MovementResult(journal=journal, posted=False)
+
+    maker_id = actor.pk if actor is not None else None
+    # Adjustments are the bank's own GL corrections; customer rules do not apply.
+    customer_rules = movement.txn_type != TxnType.ADJUSTMENT
     posted = journal_post(
         legs=legs,
         txn_type=movement.txn_type,
@@ -199,12 +282,27 @@ def movement_post(
         now=now,
         narration=movement.narration,
         maker_id=maker_id,
-        details=movement.details,
-        # Adjustments are the bank's own GL corrections; customer rules do not apply.
-        check_status=movement.txn_type != TxnType.ADJUSTMENT,
-        check_funds=movement.txn_type != TxnType.ADJUSTMENT,
+        details=details,
+        check_status=customer_rules,
+        check_funds=customer_rules,
     )
-    return MovementResult(journal=Journal.objects.get(pk=posted.journal_id), posted=True)
+    # Built from what was just inserted: re-reading the row would cost a round trip.
+    journal = Journal(
+        pk=posted.journal_id,
+        txn_id=posted.txn_id,
+        txn_type=movement.txn_type,
+        channel=movement.channel,
+        status=Journal.Status.POSTED,
+        business_date=business_date,
+        entered_at=now,
+        posted_at=now,
+        narration=movement.narration,
+        maker_id=maker_id,
+        details=details,
+    )
+    journal._state.adding = False
+    journal._state.db = "default"
+    return MovementResult(journal=journal, posted=True)
 
 
 def movement_execute(
@@ -226,11 +324,13 @@ def _enter(
     *,
     movement: Movement,
     legs: list[Leg],
+    details: dict[str, Any],
+    customer_ids: set[int],
     actor: AbstractBaseUser | None,
     business_date: date,
     now: datetime,
 ) -> Journal:
-    """Record a movement awaiting approval and hold the debit amount on the payer."""
+    """Record a movement awaiting approval and hold what it would debit from customers."""
     journal = Journal.objects.create(
         txn_id=f"T{_next_txn_serial():012d}",
         txn_type=movement.txn_type,
@@ -241,7 +341,7 @@ def _enter(
         narration=movement.narration,
         maker=actor,
         details={
-            **movement.details,
+            **details,
             "legs": [
                 {
                     "account_id": leg.account_id,
@@ -254,19 +354,39 @@ def _enter(
             "currency": movement.amount.currency,
         },
     )
-    debit = next(leg for leg in legs if leg.side == "D")
-    hold_place_locked(
-        account_id=debit.account_id,
-        amount=debit.amount,
-        reason=f"awaiting approval of {journal.txn_id}",
-        expires_on=None,
-        actor=actor,
-        business_date=business_date,
-        now=now,
-        journal=journal,
-        enforce_customer_rules=movement.txn_type != TxnType.ADJUSTMENT,
-    )
+    debits: dict[int, int] = {}
+    for leg in legs:
+        if leg.side == "D" and leg.account_id in customer_ids:
+            debits[leg.account_id] = debits.get(leg.account_id, 0) + leg.amount.minor
+    for account_id in sorted(debits):
+        hold_place_locked(
+            account_id=account_id,
+            amount=Money.from_minor(debits[account_id], movement.amount.currency),
+            reason=f"awaiting approval of {journal.txn_id}",
+            expires_on=None,
+            actor=actor,
+            business_date=business_date,
+            now=now,
+            journal=journal,
+        )
     return journal
+
+
+def _release_counters(journal: Journal) -> None:
+    """Give back the daily-limit usage and free-fee uses a journal took (before balance locks)."""
+    consumed = journal.details.get("limits") or []
+    if consumed:
+        limit_release(
+            consumed=consumed,
+            amount_currency=journal.details.get("currency") or _journal_currency(journal),
+            business_date_of_original=journal.business_date,
+        )
+    if journal.details.get("fees"):
+        fee_usage_release(fees=journal.details["fees"])
+
+
+def _journal_currency(journal: Journal) -> str:
+    return Entry.objects.filter(journal=journal).values_list("currency", flat=True)[0]
 
 
 def _next_txn_serial() -> int:
@@ -309,6 +429,19 @@ def journal_approve_post(
         )
         for leg in journal.details["legs"]
     ]
+    if journal.details.get("approval_reason") == "limit":
+        debit = next(leg for leg in legs if leg.side == "D" and leg.purpose == "principal")
+        decision = limit_consume(
+            account_id=debit.account_id,
+            amount=debit.amount,
+            channel=journal.channel,
+            txn_type=journal.txn_type,
+            business_date=business_date,
+            enforce=False,
+        )
+        if decision.consumed:
+            journal.details = {**journal.details, "limits": decision.consumed}
+            journal.save(update_fields=["details"])
     hold_ids = list(
         Hold.objects.filter(journal=journal, status=Hold.Status.ACTIVE).values_list("pk", flat=True)
     )
@@ -351,6 +484,7 @@ def journal_reject(
             raise JournalNotPending(f"{journal.txn_id} is {journal.status}")
         if journal.maker_id is not None and journal.maker_id == actor.pk:
             raise SelfApproval("the maker of a transaction cannot reject it")
+        _release_counters(journal)
         for hold in Hold.objects.filter(journal=journal, status=Hold.Status.ACTIVE):
             _hold_release_locked(hold_id=hold.pk, actor=actor, now=now)
         journal.status = Journal.Status.REJECTED
@@ -385,6 +519,8 @@ def journal_reverse_post(
         raise NotReversible(f"{original.txn_id} is {original.status} {original.txn_type}")
     if Journal.objects.filter(reversal_of=original).exists():
         raise AlreadyReversed(f"{original.txn_id} has already been reversed")
+    # Limits and free-fee uses go back first: their locks come before the balance rows'.
+    _release_counters(original)
     legs = [
         Leg(
             e.account_id,
