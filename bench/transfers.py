@@ -1,0 +1,698 @@
+"""Transfer throughput against pgbench on the same server.
+
+Usage (from the repository root, about 3 minutes with the defaults)::
+
+    .venv/bin/python bench/transfers.py            # full run, drops its databases at the end
+    .venv/bin/python bench/transfers.py --help     # durations, scale, what to skip, --keep
+
+Phases, each a fixed window after a warm-up:
+
+1. ``pgbench`` TPC-B-like, 8 clients, in its own throwaway database: the reference.
+2. Random transfers among N funded accounts through the service layer
+   (``ledger.services.movement_execute``), with 1, 4 and 8 worker processes.
+3. The same through HTTP (``POST /api/v1/transfers``, token auth, one Idempotency-Key per
+   request) served by gunicorn sync workers, driven by 8 client processes.
+4. A hot account: every transfer debits the same account, 8 worker processes.
+
+Then ``ledger_violations()`` must come back empty. The last line printed is the ``RESULT`` line
+(ratios are each phase's transfers/s over pgbench's tps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    REPO_ROOT,
+    Operation,
+    PgbenchResult,
+    PhaseResult,
+    close_db_connections,
+    database_drop,
+    database_recreate,
+    descendant_pids,
+    django_env,
+    django_migrate,
+    django_setup,
+    fmt_number,
+    fmt_ratio,
+    format_table,
+    free_port,
+    log,
+    pg_backend_pids,
+    pgbench_measure,
+    pgbench_run,
+    problem_code,
+    run_phase,
+    wait_for_port,
+)
+
+BUSINESS_DATE = date(2026, 11, 30)
+CURRENCY = "USD"
+# Transfers move 0.01-1.00; the maker-checker threshold (1,000,000.00 by default) is far away.
+MAX_TRANSFER_MINOR = 100
+FUNDING_CHUNK = 500  # legs per funding journal: ledger_post's per-account check is O(legs²)
+
+
+@dataclass(frozen=True)
+class SeededBank:
+    account_ids: list[int]
+    account_numbers: list[str]
+    hot_account_id: int
+    hot_account_number: str
+    teller_id: int
+    token: str
+
+
+# --- seeding ---------------------------------------------------------------------------------
+
+
+def seed_bank(*, accounts: int, funding_minor: int, hot_funding_minor: int) -> SeededBank:
+    """Static data, a teller with a token, and funded customer accounts, fast.
+
+    Customers, accounts and their zero balance rows are bulk-inserted (opening 10,000
+    accounts one service call at a time would take minutes); the money then comes in through
+    ``journal_post`` in a few balanced journals, so every balance is backed by entries and
+    ``ledger_violations`` stays clean. Bulk inserts skip simple-history rows, which no
+    invariant reads.
+    """
+    from django.contrib.auth.models import Group, User
+    from django.db import connection, transaction
+    from django.utils import timezone
+    from rest_framework.authtoken.models import Token
+
+    from accounts.models import (
+        Account,
+        Branch,
+        Calendar,
+        Customer,
+        GLSubHead,
+        Product,
+        ProductTerms,
+        StaffProfile,
+    )
+    from accounts.services import luhn_check_digit, office_account_open
+    from banksim.core.money import Money
+    from ledger.models import AccountBalance
+    from ledger.posting import Leg, journal_post
+
+    now = timezone.now()
+    with transaction.atomic():
+        calendar = Calendar.objects.create(
+            code="MAIN", name="Main calendar", business_date=BUSINESS_DATE
+        )
+        branch = Branch.objects.create(sol_code="0001", name="Head office", calendar=calendar)
+        deposits = GLSubHead.objects.create(
+            code="20100", name="Savings deposits", category=GLSubHead.Category.LIABILITY
+        )
+        cash = GLSubHead.objects.create(
+            code="10100", name="Cash", category=GLSubHead.Category.ASSET
+        )
+        savings = Product.objects.create(
+            code=f"SBA-{CURRENCY}",
+            name="Savings",
+            scheme_type=Product.SchemeType.SAVINGS,
+            currency=CURRENCY,
+            gl_subhead=deposits,
+        )
+        office = Product.objects.create(
+            code=f"OAB-{CURRENCY}",
+            name="Office",
+            scheme_type=Product.SchemeType.OFFICE,
+            currency=CURRENCY,
+            gl_subhead=cash,
+        )
+        for product in (savings, office):
+            ProductTerms.objects.create(product=product, effective_from=date(2020, 1, 1))
+        teller = User.objects.create_user(username="bench_teller", password=None)
+        teller.groups.add(Group.objects.get_or_create(name="teller")[0])
+        StaffProfile.objects.create(user=teller, branch=branch)
+        token = Token.objects.create(user=teller)
+
+    vault = office_account_open(
+        product_code=office.code,
+        branch_id=branch.pk,
+        office_role=Account.OfficeRole.VAULT_CASH,
+        title="Vault cash (benchmark funding)",
+        business_date=BUSINESS_DATE,
+        now=now,
+    )
+
+    with transaction.atomic():
+        customers = Customer.objects.bulk_create(
+            [
+                Customer(
+                    cif_id=f"B{i:09d}",
+                    customer_type=Customer.CustomerType.INDIVIDUAL,
+                    first_name="Bench",
+                    last_name=f"Customer{i}",
+                    birth_date=date(1985, 5, 17),
+                    national_id_type=Customer.IdType.NATIONAL_ID,
+                    national_id=f"BENCH{i:08d}",
+                    kyc_status=Customer.KycStatus.VERIFIED,
+                    kyc_verified_on=BUSINESS_DATE,
+                    home_branch=branch,
+                    created_at=now,
+                )
+                for i in range(accounts)
+            ],
+            batch_size=2000,
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval('accounts_account_serial_seq') FROM generate_series(1, %s)",
+                [accounts],
+            )
+            serials = [row[0] for row in cursor.fetchall()]
+        opened = Account.objects.bulk_create(
+            [
+                Account(
+                    account_number=(base := f"{branch.sol_code}{serial:07d}")
+                    + luhn_check_digit(base),
+                    kind=Account.Kind.CUSTOMER,
+                    title=f"Bench Customer{i}",
+                    customer=customer,
+                    branch=branch,
+                    product=savings,
+                    currency=CURRENCY,
+                    status=Account.Status.ACTIVE,
+                    status_changed_at=now,
+                    opened_on=BUSINESS_DATE,
+                )
+                for i, (customer, serial) in enumerate(zip(customers, serials, strict=True))
+            ],
+            batch_size=2000,
+        )
+        AccountBalance.objects.bulk_create(
+            [
+                AccountBalance(
+                    account=account,
+                    currency=CURRENCY,
+                    is_office=False,
+                    last_activity_on=BUSINESS_DATE,
+                )
+                for account in opened
+            ],
+            batch_size=2000,
+        )
+
+    hot = opened[0]
+    for start in range(0, len(opened), FUNDING_CHUNK):
+        chunk = opened[start : start + FUNDING_CHUNK]
+        amounts = [hot_funding_minor if a.pk == hot.pk else funding_minor for a in chunk]
+        with transaction.atomic():
+            journal_post(
+                legs=[Leg(vault.pk, "D", Money.from_minor(sum(amounts), CURRENCY))]
+                + [
+                    Leg(a.pk, "C", Money.from_minor(m, CURRENCY))
+                    for a, m in zip(chunk, amounts, strict=True)
+                ],
+                txn_type="cash_deposit",
+                channel="batch",
+                business_date=BUSINESS_DATE,
+                now=now,
+                narration="benchmark funding",
+            )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return SeededBank(
+        account_ids=[a.pk for a in opened],
+        account_numbers=[a.account_number for a in opened],
+        hot_account_id=hot.pk,
+        hot_account_number=hot.account_number,
+        teller_id=teller.pk,
+        token=token.key,
+    )
+
+
+# --- operations (built inside each worker process) -------------------------------------------
+
+
+def _pair(rng: random.Random, n: int, hot: int | None) -> tuple[int, int]:
+    """Indexes of a distinct (debit, credit) pair; the debit is ``hot`` when given."""
+    debit = hot if hot is not None else rng.randrange(n)
+    credit = rng.randrange(n)
+    while credit == debit:
+        credit = rng.randrange(n)
+    return debit, credit
+
+
+def service_factory(bank: SeededBank, *, hot: bool, seed: int) -> Any:
+    def factory(index: int) -> Operation:
+        from django.contrib.auth.models import User
+
+        from banksim.core import clock
+        from banksim.core.errors import DomainError
+        from banksim.core.money import Money
+        from ledger.services import Channel, Movement, TxnType, movement_execute
+
+        rng = random.Random(seed * 1000 + index)
+        actor = User.objects.get(pk=bank.teller_id)
+        ids = bank.account_ids
+        hot_index = 0 if hot else None
+
+        def transfer() -> str | None:
+            debit, credit = _pair(rng, len(ids), hot_index)
+            movement = Movement(
+                txn_type=TxnType.TRANSFER,
+                debit_account_id=ids[debit],
+                credit_account_id=ids[credit],
+                amount=Money.from_minor(rng.randint(1, MAX_TRANSFER_MINOR), CURRENCY),
+                channel=Channel.API,
+            )
+            try:
+                result = movement_execute(
+                    movement=movement, actor=actor, business_date=BUSINESS_DATE, now=clock.now()
+                )
+            except DomainError as exc:
+                return exc.code
+            return None if result.posted else "entered_for_approval"
+
+        return transfer
+
+    return factory
+
+
+def http_factory(bank: SeededBank, *, port: int, seed: int) -> Any:
+    def factory(index: int) -> Operation:
+        rng = random.Random(seed * 1000 + index)
+        numbers = bank.account_numbers
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        base_headers = {
+            "Authorization": f"Token {bank.token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+
+        def transfer() -> str | None:
+            debit, credit = _pair(rng, len(numbers), None)
+            minor = rng.randint(1, MAX_TRANSFER_MINOR)
+            body = json.dumps(
+                {
+                    "debit_account": numbers[debit],
+                    "credit_account": numbers[credit],
+                    "amount": f"{minor // 100}.{minor % 100:02d}",
+                    "currency": CURRENCY,
+                }
+            )
+            headers = {**base_headers, "Idempotency-Key": str(uuid.uuid4())}
+            try:
+                conn.request("POST", "/api/v1/transfers", body=body, headers=headers)
+                response = conn.getresponse()
+                payload = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                # Sync gunicorn workers close after each response; reconnect on the next call.
+                conn.close()
+                return type(exc).__name__
+            if response.status == 201:
+                return None
+            return problem_code(response.status, payload)
+
+        return transfer
+
+    return factory
+
+
+def service_cpu_groups(db_name: str) -> Any:
+    return lambda workers: {"client": workers, "postgres": pg_backend_pids(db_name)}
+
+
+# --- HTTP server -----------------------------------------------------------------------------
+
+
+def transfers_route_exists() -> bool:
+    from django.urls import Resolver404, resolve
+
+    try:
+        resolve("/api/v1/transfers")
+    except Resolver404:
+        return False
+    return True
+
+
+def gunicorn_start(*, db_name: str, workers: int, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **django_env(db_name)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "banksim.wsgi",
+        "-w",
+        str(workers),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "--timeout",
+        "60",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)
+    wait_for_port(port, timeout=30, proc=proc)
+    return proc
+
+
+def http_probe(bank: SeededBank, port: int) -> tuple[int, str]:
+    """One real transfer: tells whether the endpoint exists and answers 201."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            "/api/v1/transfers",
+            body=json.dumps(
+                {
+                    "debit_account": bank.account_numbers[1],
+                    "credit_account": bank.account_numbers[2],
+                    "amount": "0.01",
+                    "currency": CURRENCY,
+                }
+            ),
+            headers={
+                "Authorization": f"Token {bank.token}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": str(uuid.uuid4()),
+            },
+        )
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")[:300]
+    finally:
+        conn.close()
+
+
+def sql_ceiling(args: argparse.Namespace, bank: SeededBank) -> PgbenchResult | None:
+    """The posting function alone, driven by pgbench: what the database does without Python.
+
+    Same random transfers as the service phase, one ``ledger_post`` per transaction, so the
+    gap to the service phase is the application's share and the gap to pgbench TPC-B is the
+    posting function's.
+    """
+    low, high = min(bank.account_ids), max(bank.account_ids)
+    if high - low + 1 != len(bank.account_ids):
+        log("  skipped: account ids are not contiguous")
+        return None
+    script = f"""\\set d random({low}, {high})
+\\set c random({low}, {high - 1})
+\\set amt random(1, {MAX_TRANSFER_MINOR})
+BEGIN;
+SELECT journal_id, txn_id FROM ledger_post(NULL, 'transfer', 'api', '{BUSINESS_DATE}', now(), '',
+  {bank.teller_id}, NULL, NULL, '{{}}'::jsonb, '{CURRENCY}',
+  ARRAY[:d, CASE WHEN :c >= :d THEN :c + 1 ELSE :c END]::bigint[], ARRAY['D', 'C']::text[],
+  ARRAY[:amt, :amt]::bigint[], ARRAY['principal', 'principal']::text[], true, true,
+  '{{}}'::bigint[]);
+COMMIT;
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", prefix="bench_ledger_post_") as f:
+        f.write(script)
+        f.flush()
+        return pgbench_measure(
+            db_name=args.db,
+            clients=args.clients,
+            threads=min(2, args.clients),
+            seconds=max(1, round(args.duration)),
+            extra=["-n", "-f", f.name],
+        )
+
+
+def http_phase(args: argparse.Namespace, bank: SeededBank) -> PhaseResult:
+    name = "http"
+    if not transfers_route_exists():
+        return PhaseResult(
+            name=name, workers=args.clients, seconds=args.duration, skipped="n/a: no route"
+        )
+    port = free_port()
+    proc = gunicorn_start(db_name=args.db, workers=args.gunicorn_workers, port=port)
+    try:
+        status, body = http_probe(bank, port)
+        if status == 404:
+            return PhaseResult(
+                name=name, workers=args.clients, seconds=args.duration, skipped="n/a: 404"
+            )
+        if status != 201:
+            log(f"  probe transfer answered {status}: {body}")
+        return run_phase(
+            name=name,
+            workers=args.clients,
+            factory=http_factory(bank, port=port, seed=args.seed),
+            warmup=args.warmup,
+            duration=args.duration,
+            cpu_groups=lambda workers: {
+                "client": workers,
+                "gunicorn": descendant_pids(proc.pid),
+                "postgres": pg_backend_pids(args.db),
+            },
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _pgbench_cpu_row(name: str, result: PgbenchResult) -> list[object]:
+    pg = result.postgres_cpu_ms or 0.0
+    return [
+        name,
+        result.clients,
+        fmt_number(result.client_cpu_ms, 2),
+        "n/a",
+        fmt_number(result.postgres_cpu_ms, 2),
+        f"{pg + (result.client_cpu_ms or 0):.2f}",
+        f"{(result.machine_busy or 0) * 100:.0f}%",
+    ]
+
+
+def _pgbench_failures(output: str) -> str:
+    found = re.search(r"number of failed transactions: ([0-9]+)", output)
+    return f"failed x{found.group(1)}" if found and found.group(1) != "0" else "-"
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--db", default="banksim_bench", help="throwaway database for the bank")
+    p.add_argument("--pgbench-db", default="banksim_pgbench", help="throwaway pgbench database")
+    p.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    p.add_argument("--accounts", type=int, default=10_000)
+    p.add_argument(
+        "--workers",
+        default="1,4,8",
+        help="service-layer worker counts, comma separated; the largest is reported",
+    )
+    p.add_argument("--clients", type=int, default=8, help="HTTP, hot and pgbench concurrency")
+    p.add_argument("--gunicorn-workers", type=int, default=4)
+    p.add_argument("--duration", type=float, default=20.0, help="measured seconds per phase")
+    p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds per phase")
+    p.add_argument("--pgbench-scale", type=int, default=10)
+    p.add_argument("--pgbench-seconds", type=int, default=20)
+    p.add_argument("--skip-pgbench", action="store_true")
+    p.add_argument("--skip-http", action="store_true")
+    p.add_argument("--skip-hot", action="store_true")
+    p.add_argument(
+        "--skip-sql-ceiling",
+        action="store_true",
+        help="skip the diagnostic run of ledger_post alone through pgbench",
+    )
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args(argv)
+    args.worker_counts = sorted({int(w) for w in args.workers.split(",") if w.strip()})
+    if args.accounts < 3 or not args.worker_counts or min(args.worker_counts) < 1:
+        p.error("need at least 3 accounts and worker counts >= 1")
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    c = args.clients
+    top = args.worker_counts[-1]
+
+    pgbench: PgbenchResult | None = None
+    if not args.skip_pgbench:
+        log(
+            f"pgbench: init -s {args.pgbench_scale}, then -c {c} -j {min(2, c)}"
+            f" -T {args.pgbench_seconds} -M prepared"
+        )
+        pgbench = pgbench_run(
+            db_name=args.pgbench_db,
+            scale=args.pgbench_scale,
+            clients=c,
+            threads=min(2, c),
+            seconds=args.pgbench_seconds,
+        )
+        log(f"  tps {pgbench.tps:.1f}, latency {fmt_number(pgbench.latency_ms, 2)} ms")
+
+    log(f"bank: create {args.db}, migrate, seed {args.accounts:,} funded accounts")
+    database_recreate(args.db)
+    try:
+        t0 = time.monotonic()
+        django_setup(args.db)
+        django_migrate()
+        t1 = time.monotonic()
+        bank = seed_bank(
+            accounts=args.accounts,
+            funding_minor=10_000_00,
+            hot_funding_minor=100_000_000_00,
+        )
+        log(f"  migrate {t1 - t0:.1f}s, seed {time.monotonic() - t1:.1f}s")
+        close_db_connections()
+
+        phases: list[PhaseResult] = []
+        service: dict[int, PhaseResult] = {}
+        for workers in args.worker_counts:
+            log(f"service: {workers} worker(s), {args.warmup:g}s warm-up + {args.duration:g}s")
+            phase = run_phase(
+                name="service",
+                workers=workers,
+                factory=service_factory(bank, hot=False, seed=args.seed),
+                warmup=args.warmup,
+                duration=args.duration,
+                cpu_groups=service_cpu_groups(args.db),
+            )
+            service[workers] = phase
+            phases.append(phase)
+
+        http: PhaseResult | None = None
+        if not args.skip_http:
+            log(f"http: gunicorn -w {args.gunicorn_workers}, {c} client processes")
+            http = http_phase(args, bank)
+            phases.append(http)
+
+        hot: PhaseResult | None = None
+        if not args.skip_hot:
+            log(f"hot: every transfer debits {bank.hot_account_number}, {c} workers")
+            hot = run_phase(
+                name="hot",
+                workers=c,
+                factory=service_factory(bank, hot=True, seed=args.seed + 1),
+                warmup=args.warmup,
+                duration=args.duration,
+                cpu_groups=service_cpu_groups(args.db),
+            )
+            phases.append(hot)
+
+        ceiling: PgbenchResult | None = None
+        if not args.skip_sql_ceiling:
+            log(f"sql ceiling: ledger_post alone via pgbench, {c} clients")
+            ceiling = sql_ceiling(args, bank)
+
+        from ledger.selectors import ledger_violations
+
+        violations = ledger_violations()
+        close_db_connections()
+    finally:
+        if not args.keep:
+            database_drop(args.db)
+
+    ref = pgbench.tps if pgbench else None
+    rows: list[list[object]] = []
+    if pgbench:
+        rows.append(["pgbench tpcb-like", c, round(pgbench.tps, 1), "", "", "1.000", "-"])
+    for phase in phases:
+        tps = None if phase.skipped else phase.tps
+        rows.append(
+            [
+                f"{phase.name} transfers",
+                phase.workers,
+                "n/a" if tps is None else round(tps, 1),
+                "n/a" if tps is None else f"{phase.p(50):.2f}",
+                "n/a" if tps is None else f"{phase.p(99):.2f}",
+                fmt_ratio(tps, ref),
+                phase.errors_text(),
+            ]
+        )
+    if ceiling:
+        rows.append(
+            [
+                "sql ceiling: ledger_post only",
+                c,
+                round(ceiling.tps, 1),
+                f"avg {fmt_number(ceiling.latency_ms, 2)}",
+                "",
+                fmt_ratio(ceiling.tps, ref),
+                _pgbench_failures(ceiling.output),
+            ]
+        )
+    log("")
+    log(format_table(["phase", "conc", "tps", "p50 ms", "p99 ms", "vs pgbench", "errors"], rows))
+    log("")
+    log(
+        "CPU per transfer during the measured window (ms; this machine has "
+        f"{os.cpu_count()} cores, busy = whole machine incl. other load):"
+    )
+    cpu_rows: list[list[object]] = []
+    if pgbench and pgbench.postgres_cpu_ms is not None:
+        cpu_rows.append(_pgbench_cpu_row("pgbench tpcb-like", pgbench))
+    for phase in phases:
+        if phase.cpu is None or phase.skipped:
+            continue
+        parts = {r: phase.cpu_ms_per_op(r) for r in ("client", "gunicorn", "postgres")}
+        total = sum(v for v in parts.values() if v is not None)
+        cpu_rows.append(
+            [
+                f"{phase.name} transfers",
+                phase.workers,
+                fmt_number(parts["client"], 2),
+                fmt_number(parts["gunicorn"], 2),
+                fmt_number(parts["postgres"], 2),
+                f"{total:.2f}",
+                f"{phase.cpu.machine_busy * 100:.0f}%",
+            ]
+        )
+    if ceiling and ceiling.postgres_cpu_ms is not None:
+        cpu_rows.append(_pgbench_cpu_row("sql ceiling: ledger_post only", ceiling))
+    log(
+        format_table(
+            ["phase", "conc", "client", "gunicorn", "postgres", "sum", "machine busy"], cpu_rows
+        )
+    )
+    log("")
+    if violations:
+        log(f"ledger_violations(): {len(violations)} FAILED")
+        for v in violations:
+            log(f"  {v.check}: {v.detail}")
+    else:
+        log("ledger_violations(): [] (ledger_verify passed)")
+    log(f"total wall time {time.monotonic() - started:.0f}s")
+
+    def tps_of(phase: PhaseResult | None) -> float | None:
+        return None if phase is None or phase.skipped else phase.tps
+
+    service_tps = tps_of(service[top])
+    http_tps = tps_of(http)
+    hot_tps = tps_of(hot)
+    log(
+        f"RESULT service_c{top}_tps={fmt_number(service_tps)}"
+        f" http_c{c}_tps={fmt_number(http_tps)}"
+        f" hot_c{c}_tps={fmt_number(hot_tps)}"
+        f" pgbench_tpcb_c{c}_tps={fmt_number(ref)}"
+        f" ratio_service={fmt_ratio(service_tps, ref)}"
+        f" ratio_http={fmt_ratio(http_tps, ref)}"
+        f" ratio_hot={fmt_ratio(hot_tps, ref)}"
+    )
+    return 1 if violations else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""The transfer benchmark still runs end to end, at toy scale (seconds, not minutes).
+
+It runs as a subprocess, as a person would run it: the benchmark sets Django up against its
+own throwaway database, which must not be this test session's.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULT = re.compile(
+    r"^RESULT service_c1_tps=(?P<service>[0-9.]+) http_c1_tps=n/a hot_c1_tps=(?P<hot>[0-9.]+)"
+    r" pgbench_tpcb_c1_tps=(?P<pgbench>[0-9.]+) ratio_service=(?P<ratio>[0-9]+\.[0-9]{3})"
+    r" ratio_http=n/a ratio_hot=[0-9]+\.[0-9]{3}$"
+)
+
+
+def _database_exists(name: str) -> bool:
+    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+    return row is not None
+
+
+class TestTransferBenchmarkSmoke:
+    def test_a_toy_run_prints_a_result_line_with_a_clean_ledger_and_drops_its_databases(self):
+        suffix = os.getpid()
+        bank_db, pgbench_db = f"banksim_bench_smoke_{suffix}", f"banksim_pgbench_smoke_{suffix}"
+        command = [
+            sys.executable,
+            "bench/transfers.py",
+            *("--db", bank_db, "--pgbench-db", pgbench_db),
+            *("--accounts", "50", "--workers", "1", "--clients", "1"),
+            *("--duration", "1.5", "--warmup", "0.3"),
+            *("--pgbench-scale", "1", "--pgbench-seconds", "1"),
+            "--skip-http",
+        ]
+
+        run = subprocess.run(
+            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=90, check=False
+        )
+
+        assert run.returncode == 0, run.stdout + run.stderr
+        lines = run.stdout.strip().splitlines()
+        result = RESULT.match(lines[-1])
+        assert result is not None, lines[-1]
+        assert float(result["service"]) > 0
+        assert float(result["hot"]) > 0
+        # tps are printed rounded to 0.1, the ratio is computed before rounding.
+        expected_ratio = float(result["service"]) / float(result["pgbench"])
+        assert abs(float(result["ratio"]) - expected_ratio) < 2e-3
+        assert "ledger_violations(): [] (ledger_verify passed)" in run.stdout
+        assert not _database_exists(bank_db)
+        assert not _database_exists(pgbench_db)
