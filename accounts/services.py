@@ -376,7 +376,11 @@ def _locked_account(account_id: int) -> Account:
     # The ledger's balance row is the account's posting lock: taking it first serialises a
     # status change with any posting in flight on the same account.
     balance_lock(account_id=account_id)
-    account = Account.objects.select_for_update(of=("self",)).filter(pk=account_id).first()
+    # FOR NO KEY UPDATE: does not conflict with the KEY SHARE lock that inserting a row
+    # referencing the account (an entry, a hold) takes, so a freeze cannot deadlock with one.
+    account = (
+        Account.objects.select_for_update(of=("self",), no_key=True).filter(pk=account_id).first()
+    )
     if account is None:
         raise AccountNotFound(f"no account with id {account_id}")
     return account
