@@ -193,8 +193,9 @@ class Money:
     def allocate(self, ratios: list[int]) -> list[Money]:
         """Split into parts proportional to ``ratios`` whose sum is exactly ``self``.
 
-        Remainder minor units go one each to the earliest parts (largest-remainder style is
-        not needed: the rule is stated and deterministic).
+        Largest remainder: each part gets the floor of its exact share, and the minor units
+        left over go one each to the parts with the largest fractional remainder (the
+        earliest part on a tie). No part is ever a whole minor unit away from its exact share.
         """
         if not ratios or any(r < 0 for r in ratios) or sum(ratios) == 0:
             raise InvalidAmount("allocation ratios must be non-negative and not all zero")
@@ -202,12 +203,10 @@ class Money:
         minor = self.minor
         sign = -1 if minor < 0 else 1
         magnitude = abs(minor)
-        parts = [magnitude * r // total for r in ratios]
+        shares = [divmod(magnitude * r, total) for r in ratios]
+        parts = [whole for whole, _ in shares]
         remainder = magnitude - sum(parts)
-        for i in range(len(parts)):
-            if remainder == 0:
-                break
-            if ratios[i]:
-                parts[i] += 1
-                remainder -= 1
+        by_fraction = sorted(range(len(ratios)), key=lambda i: (-shares[i][1], i))
+        for i in by_fraction[:remainder]:
+            parts[i] += 1
         return [Money.from_minor(sign * p, self.currency) for p in parts]

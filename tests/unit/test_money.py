@@ -199,10 +199,16 @@ class TestMoneyRounded:
 
 
 class TestMoneyAllocate:
-    def test_remainder_cents_go_to_the_earliest_parts(self):
+    def test_remainder_cents_go_to_the_earliest_parts_on_a_tie(self):
         parts = Money.parse("100.00", "USD").allocate([1, 1, 1])
 
         assert [p.to_wire() for p in parts] == ["33.34", "33.33", "33.33"]
+
+    def test_the_remainder_goes_to_the_largest_fraction_not_to_an_exact_share(self):
+        # 21.527 x 20/1045 is exactly 0.412; the spare fil belongs to the 136 share (x.6).
+        parts = Money.parse("21.527", "BHD").allocate([20, 136, 889])
+
+        assert [p.to_wire() for p in parts] == ["0.412", "2.802", "18.313"]
 
     def test_negative_amounts_split_symmetrically(self):
         parts = Money.parse("-100.00", "USD").allocate([1, 1, 1])
