@@ -293,6 +293,11 @@ class Account(models.Model):
     )
     branch = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="accounts")
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="accounts")
+    # Office accounts book under their own sub-head (teller cash, fee income...); customer
+    # accounts under their product's. ``booking_subhead`` resolves it.
+    gl_subhead = models.ForeignKey(
+        GLSubHead, null=True, blank=True, on_delete=models.PROTECT, related_name="office_accounts"
+    )
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
     freeze_type = models.CharField(max_length=8, choices=FreezeType.choices, blank=True)
@@ -324,6 +329,11 @@ class Account(models.Model):
             models.CheckConstraint(
                 condition=Q(account_number__regex=r"^[0-9]{12}$"), name="account_number_12_digits"
             ),
+            models.CheckConstraint(
+                condition=(Q(kind="office") & Q(gl_subhead__isnull=False))
+                | (Q(kind="customer") & Q(gl_subhead__isnull=True)),
+                name="account_office_has_own_subhead",
+            ),
         ]
         indexes = [
             models.Index(
@@ -333,6 +343,10 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_number} {self.title}"
+
+    @property
+    def booking_subhead(self) -> GLSubHead:
+        return self.gl_subhead if self.gl_subhead_id else self.product.gl_subhead
 
 
 class StaffProfile(models.Model):

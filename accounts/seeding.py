@@ -224,6 +224,7 @@ def _seed_office_accounts(
                         branch_id=branch.pk,
                         office_role=role,
                         title=f"{row['title']} {currency} ({branch.name})",
+                        gl_subhead_code=row["gl_subhead"],
                         business_date=business_date,
                         now=now,
                     )

@@ -14,7 +14,8 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 
-from accounts.models import Account, Branch, Customer, Product, ProductTerms
+from accounts.models import Account, Branch, Customer, GLSubHead, Product, ProductTerms
+from audit.services import audit_record
 from banksim.core.errors import BusinessRuleViolation, Conflict, InvalidInput, NotFound
 
 
@@ -36,6 +37,11 @@ class AccountNotFound(NotFound):
 class ProductNotFound(NotFound):
     code = "product.not_found"
     title = "Product not found"
+
+
+class GLSubHeadNotFound(NotFound):
+    code = "gl_subhead.not_found"
+    title = "GL sub-head not found"
 
 
 class BranchNotFound(NotFound):
@@ -175,6 +181,12 @@ def customer_create(
                 "a customer with this national id already exists",
                 errors={"national_id": ["already registered to another customer"]},
             ) from exc
+        audit_record(
+            action="customer.created",
+            object_type="customer",
+            object_id=customer.cif_id,
+            actor=actor,
+        )
     return customer
 
 
@@ -200,6 +212,13 @@ def customer_update(
             setattr(customer, field, value)
         customer._change_reason = "customer details changed"  # type: ignore[attr-defined]
         customer.save(update_fields=sorted(changes))
+        audit_record(
+            action="customer.updated",
+            object_type="customer",
+            object_id=customer.cif_id,
+            details={"fields": sorted(changes)},
+            actor=actor,
+        )
     return customer
 
 
@@ -234,6 +253,13 @@ def customer_kyc_set(
             customer.kyc_verified_by = actor
         customer._change_reason = reason or f"KYC {status}"  # type: ignore[attr-defined]
         customer.save(update_fields=["kyc_status", "kyc_verified_on", "kyc_verified_by"])
+        audit_record(
+            action="customer.kyc_decided",
+            object_type="customer",
+            object_id=customer.cif_id,
+            details={"status": status, "reason": reason},
+            actor=actor,
+        )
     return customer
 
 
@@ -248,6 +274,7 @@ def _open(
     actor: AbstractBaseUser | None,
     business_date: date,
     now: datetime,
+    gl_subhead: GLSubHead | None = None,
 ) -> Account:
     from ledger.services import balance_open
 
@@ -261,6 +288,7 @@ def _open(
         customer=customer,
         branch=branch,
         product=product,
+        gl_subhead=gl_subhead,
         currency=product.currency,
         status=Account.Status.ACTIVE,
         status_changed_at=now,
@@ -275,6 +303,17 @@ def _open(
         business_date=business_date,
         min_balance_minor=terms.min_balance_minor if terms else 0,
         overdraft_limit_minor=terms.overdraft_limit_minor if terms else 0,
+    )
+    audit_record(
+        action="account.opened",
+        object_type="account",
+        object_id=account.account_number,
+        details={
+            "kind": kind,
+            "product": product.code,
+            "customer": getattr(customer, "cif_id", None),
+        },
+        actor=actor,
     )
     return account
 
@@ -342,11 +381,16 @@ def office_account_open(
     title: str,
     business_date: date,
     now: datetime,
+    gl_subhead_code: str = "",
     actor: AbstractBaseUser | None = None,
 ) -> Account:
     """Open an internal (GL) account of an office product, e.g. a branch's fee income.
 
+    It books under ``gl_subhead_code`` (the product's sub-head when blank), so the trial
+    balance shows teller cash, fee income or tax payable each on its own line.
+
     :raises ProductNotOpenable: if the product is not an office product
+    :raises GLSubHeadNotFound: for an unknown sub-head code
     """
     with transaction.atomic():
         product = Product.objects.filter(code=product_code).first()
@@ -357,6 +401,12 @@ def office_account_open(
         branch = Branch.objects.filter(pk=branch_id).first()
         if branch is None:
             raise BranchNotFound(f"no branch with id {branch_id}")
+        subhead = product.gl_subhead
+        if gl_subhead_code:
+            found = GLSubHead.objects.filter(code=gl_subhead_code).first()
+            if found is None:
+                raise GLSubHeadNotFound(f"no GL sub-head {gl_subhead_code!r}")
+            subhead = found
         return _open(
             kind=Account.Kind.OFFICE,
             product=product,
@@ -364,6 +414,7 @@ def office_account_open(
             title=title,
             customer=None,
             office_role=office_role,
+            gl_subhead=subhead,
             actor=actor,
             business_date=business_date,
             now=now,
@@ -404,6 +455,13 @@ def account_freeze(
         account.status_changed_by = actor
         account._change_reason = f"frozen ({freeze_type}): {reason}"  # type: ignore[attr-defined]
         account.save()
+        audit_record(
+            action="account.frozen",
+            object_type="account",
+            object_id=account.account_number,
+            details={"freeze_type": freeze_type, "reason": reason},
+            actor=actor,
+        )
     return account
 
 
@@ -425,6 +483,13 @@ def account_unfreeze(
         account.status_changed_by = actor
         account._change_reason = f"unfrozen: {reason}"  # type: ignore[attr-defined]
         account.save()
+        audit_record(
+            action="account.unfrozen",
+            object_type="account",
+            object_id=account.account_number,
+            details={"reason": reason},
+            actor=actor,
+        )
     return account
 
 
@@ -460,4 +525,11 @@ def account_close(
         account.status_changed_by = actor
         account._change_reason = f"closed: {reason}"  # type: ignore[attr-defined]
         account.save()
+        audit_record(
+            action="account.closed",
+            object_type="account",
+            object_id=account.account_number,
+            details={"reason": reason},
+            actor=actor,
+        )
     return account

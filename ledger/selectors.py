@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from django.db.models import BigIntegerField, Case, F, Prefetch, Q, QuerySet, Sum, When
+from django.db.models.functions import Coalesce
 
 from accounts.models import Account
 from banksim.core.errors import NotFound
@@ -397,9 +398,12 @@ def trial_balance(*, currency: str = "") -> list[TrialBalance]:
     grouped = (
         rows.values(
             "currency",
-            code=F("account__product__gl_subhead__code"),
-            name=F("account__product__gl_subhead__name"),
-            category=F("account__product__gl_subhead__category"),
+            # Office accounts book under their own sub-head, customer accounts their product's.
+            code=Coalesce("account__gl_subhead__code", "account__product__gl_subhead__code"),
+            name=Coalesce("account__gl_subhead__name", "account__product__gl_subhead__name"),
+            category=Coalesce(
+                "account__gl_subhead__category", "account__product__gl_subhead__category"
+            ),
         )
         .annotate(
             debit=Sum(

@@ -54,8 +54,22 @@ OFFICE_ROLES = (
 )
 
 
+# Office roles and the GL sub-head (code, name, category) each books under.
+OFFICE_SUBHEADS: dict[str, tuple[str, str, str]] = {
+    "teller_cash": ("10200", "Teller cash", GLSubHead.Category.ASSET),
+    "vault_cash": ("10100", "Cash", GLSubHead.Category.ASSET),
+    "fee_income": ("40100", "Fee income", GLSubHead.Category.INCOME),
+    "tax_payable": ("20900", "Tax payable", GLSubHead.Category.LIABILITY),
+    "interest_expense": ("50100", "Interest expense", GLSubHead.Category.EXPENSE),
+    "interest_income": ("40200", "Interest income", GLSubHead.Category.INCOME),
+    "suspense": ("19900", "Suspense", GLSubHead.Category.ASSET),
+}
+
+
 def build_bank() -> Bank:
     now = timezone.now()
+    for code, name, category in OFFICE_SUBHEADS.values():
+        GLSubHeadFactory(code=code, name=name, category=category)
     CalendarFactory(code="MAIN", business_date=BUSINESS_DATE)
     branch = BranchFactory(sol_code="0001", name="Head office")
     deposits = GLSubHeadFactory(
@@ -103,6 +117,7 @@ def build_bank() -> Bank:
                 branch_id=branch.pk,
                 office_role=role,
                 title=f"{role} {currency}",
+                gl_subhead_code=OFFICE_SUBHEADS[role][0],
                 business_date=BUSINESS_DATE,
                 now=now,
             )

@@ -314,7 +314,7 @@ class TestTrialBalance:
         assert (usd["debit"], usd["credit"], usd["net"]) == ("101.00", "101.00", "0.00")
         lines = {line["gl_subhead"]: line for line in usd["lines"]}
         # The till holds 101.00 of deposits minus 40.00 paid out: a 61.00 debit balance.
-        assert (lines["10100"]["debit"], lines["10100"]["credit"]) == ("61.00", "0.00")
+        assert (lines["10200"]["debit"], lines["10200"]["credit"]) == ("61.00", "0.00")
         assert (lines["20100"]["debit"], lines["20100"]["credit"]) == ("0.00", "101.00")
         assert (lines["20200"]["debit"], lines["20200"]["credit"]) == ("40.00", "0.00")
         assert lines["20200"]["net"] == "-40.00"
