@@ -35,6 +35,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost after security: it records the status the client really gets (docs/audit.md).
+    "audit.middleware.AuditMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -115,6 +117,12 @@ SPECTACULAR_SETTINGS = {
 # History is an audit trail: nothing is restored from it through the admin.
 SIMPLE_HISTORY_REVERT_DISABLED = True
 
+# Audit log (docs/audit.md): which paths get a row per request, how many reverse proxies in
+# front of the app may be trusted to write X-Forwarded-For, and how often beat seals the chain.
+AUDIT_REQUEST_PATH_PREFIXES = ("/api/", "/admin/")
+AUDIT_TRUSTED_PROXIES = env.int("AUDIT_TRUSTED_PROXIES", default=0)
+AUDIT_SEAL_INTERVAL_SECONDS = env.float("AUDIT_SEAL_INTERVAL_SECONDS", default=10.0)
+
 # Celery: the broker is RabbitMQ or Redis in production, an on-disk transport in the embedded run.
 CELERY_BROKER_URL = env.str("BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
@@ -139,6 +147,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "ledger-idempotency-purge": {
         "task": "ledger.idempotency_purge",
         "schedule": 3600.0,
+        "options": {"queue": "maintenance"},
+    },
+    # Links committed audit rows into the hash chain; the posting path never waits for it.
+    "audit-seal": {
+        "task": "audit.seal",
+        "schedule": AUDIT_SEAL_INTERVAL_SECONDS,
         "options": {"queue": "maintenance"},
     },
 }

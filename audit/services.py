@@ -1,0 +1,395 @@
+"""Writes of the audit log: decisions, requests, sealing; and the chain's verification.
+
+Design overview (docs/audit.md):
+
+* ``audit_record`` is called by a service *inside* the transaction of the change it records,
+  so the row exists exactly when the change committed. It costs one INSERT and takes no lock:
+  the row carries the sha256 of its own content and is not yet part of the chain.
+* ``audit_request_record`` writes the one row of an API or admin request, after the response,
+  in its own short transaction, with the HTTP status and, for a refusal, the problem ``code``.
+* ``audit_seal`` links committed rows into the hash chain (the ``audit_seal`` SQL function);
+  Celery beat runs it every few seconds, and ``audit_chain_violations`` runs it first.
+* ``audit_chain_violations`` recomputes every content hash and chain link from the start and
+  returns what does not match, first broken row first. ``manage.py audit_verify`` and the
+  end-of-day run call it.
+
+The canonical content of a row is the JSON list ``CONTENT_FIELDS`` (sorted keys, ASCII, no
+spaces, time in UTC with microseconds); the chain hash of row ``id`` at position ``seq`` is
+``sha256("<seq>|<id>|<content_hash>|<prev_hash>")``, the genesis ``prev_hash`` is 64 zeros.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.context import Actor, AuditContext, actor_of, current
+from audit.models import AuditChainHead, AuditLog
+
+logger = logging.getLogger("banksim.audit")
+
+GENESIS_HASH = "0" * 64
+HASH_VERSION = "v1"
+SEAL_BATCH = 5000
+
+CONTENT_FIELDS = (
+    "at",
+    "kind",
+    "channel",
+    "actor",
+    "actor_user_id",
+    "role",
+    "action",
+    "object_type",
+    "object_id",
+    "request_id",
+    "outcome",
+    "status_code",
+    "error_code",
+    "source_ip",
+    "details",
+)
+_MAX_LENGTHS = {
+    f.name: f.max_length
+    for f in AuditLog._meta.concrete_fields
+    if f.name in CONTENT_FIELDS and getattr(f, "max_length", None)
+}
+
+_INSERT_SQL = (
+    f"INSERT INTO {AuditLog._meta.db_table} ({', '.join(CONTENT_FIELDS)}, content_hash) "
+    f"VALUES ({', '.join(['%s'] * (len(CONTENT_FIELDS) + 1))})"
+)
+
+
+# --- canonical content -----------------------------------------------------------------------
+
+
+def _clean_text(value: str, limit: int | None) -> str:
+    # PostgreSQL text cannot hold NUL; a path or header could.
+    value = value.replace("\x00", "\ufffd")
+    return value[:limit] if limit else value
+
+
+def json_ready(value: Any) -> Any:
+    """Details as plain JSON values that survive a jsonb round trip unchanged.
+
+    Floats would not (jsonb stores numeric, ``1e20`` comes back as an int), so they are
+    written as strings, like Decimals and dates.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_ready(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return _clean_text(value, None)
+    if isinstance(value, float):
+        return repr(value)
+    try:
+        encoded = DjangoJSONEncoder().default(value)  # Decimal, date, datetime, UUID...
+    except TypeError:
+        encoded = str(value)
+    return _clean_text(str(encoded), None)
+
+
+def _utc(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def content_hash(values: Mapping[str, Any]) -> str:
+    """The sha256 (hex) of a row's canonical content; ``values`` maps ``CONTENT_FIELDS``."""
+    canonical = [HASH_VERSION]
+    for name in CONTENT_FIELDS:
+        value = values[name]
+        canonical.append(_utc(value) if name == "at" else value)
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def chain_hash(*, seq: int, row_id: int, content: str, prev: str) -> str:
+    """The chain hash of a sealed row, as the ``audit_seal`` SQL function computes it."""
+    return hashlib.sha256(f"{seq}|{row_id}|{content}|{prev}".encode()).hexdigest()
+
+
+def _insert(values: dict[str, Any]) -> None:
+    for name, limit in _MAX_LENGTHS.items():
+        values[name] = _clean_text(values[name], limit)
+    values["details"] = json_ready(values["details"])
+    digest = content_hash(values)
+    params = [values[name] for name in CONTENT_FIELDS]
+    params[CONTENT_FIELDS.index("details")] = json.dumps(values["details"])
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL, [*params, digest])
+
+
+def _row(
+    *,
+    context: AuditContext,
+    actor: Actor,
+    kind: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    outcome: str,
+    status_code: int | None,
+    error_code: str,
+    details: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    return {
+        # The audit time is the wall clock at writing, like a history row's date: it is what
+        # happened when, not a business fact, so it is read here rather than passed in.
+        "at": timezone.now(),
+        "kind": kind,
+        "channel": context.channel,
+        "actor": actor.name,
+        "actor_user_id": actor.user_id,
+        "role": actor.role,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "request_id": context.request_id,
+        "outcome": outcome,
+        "status_code": status_code,
+        "error_code": error_code,
+        "source_ip": context.source_ip,
+        "details": dict(details or {}),
+    }
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def audit_record(
+    *,
+    action: str,
+    object_type: str,
+    object_id: str | int,
+    details: Mapping[str, Any] | None = None,
+    outcome: str = AuditLog.Outcome.SUCCESS,
+    actor: Any = None,
+) -> None:
+    """Record a decision in the caller's transaction: one INSERT, no lock.
+
+    Who, role, request id, channel and source IP come from the audit context
+    (``audit.context``); ``actor`` (a user) overrides who acted when the service knows better,
+    e.g. an admin action or a task acting for a user. Requires the caller's transaction: the
+    row must commit or roll back with the change it records.
+    """
+    assert connection.in_atomic_block, "audit_record must run in the transaction it records"
+    context = current()
+    who = actor_of(actor) if actor is not None and actor.is_authenticated else context.actor()
+    if context.request is not None and context.first_object is None:
+        context.first_object = (object_type, str(object_id))
+    _insert(
+        _row(
+            context=context,
+            actor=who,
+            kind=AuditLog.Kind.DECISION,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            outcome=outcome,
+            status_code=None,
+            error_code="",
+            details=details,
+        )
+    )
+
+
+def outcome_of(status_code: int) -> str:
+    if status_code >= 500:
+        return AuditLog.Outcome.ERROR
+    if status_code >= 400:
+        return AuditLog.Outcome.REFUSED
+    return AuditLog.Outcome.SUCCESS
+
+
+def audit_request_record(
+    *,
+    context: AuditContext,
+    action: str,
+    object_type: str,
+    object_id: str,
+    status_code: int,
+    error_code: str,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Record one API or admin request and its outcome, in a transaction of its own.
+
+    Runs after the response is built, so a refusal's row survives the rollback of the
+    request's own work, and a read has exactly this one row.
+    """
+    row = _row(
+        context=context,
+        actor=context.actor(),
+        kind=AuditLog.Kind.REQUEST,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        outcome=outcome_of(status_code),
+        status_code=status_code,
+        error_code=error_code,
+        details=details,
+    )
+    if connection.in_atomic_block:
+        # Inside someone's transaction (a test's): a savepoint keeps a failure local.
+        with transaction.atomic():
+            _insert(row)
+    else:
+        _insert(row)  # autocommit: the INSERT is its own transaction, one round trip
+
+
+def audit_seal(*, max_rows: int = SEAL_BATCH) -> int:
+    """Link every committed unsealed row into the hash chain; return how many were sealed.
+
+    Safe to run at any time, concurrently and twice: sealers queue on the chain head's row
+    lock. Runs in batches of ``max_rows``, each batch its own short transaction.
+    """
+    total = 0
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT audit_seal(%s)", [max_rows])
+                sealed = int(cursor.fetchone()[0])
+        total += sealed
+        if sealed < max_rows:
+            return total
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChainViolation:
+    """One place where the stored chain disagrees with what its rows say."""
+
+    row_id: int | None
+    seq: int | None
+    problem: str
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"row id {self.row_id}" if self.row_id is not None else "no row"
+        return f"{where} (chain seq {self.seq}): {self.problem}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    sealed: int
+    unsealed: int
+    head_seq: int
+    head_hash: str
+    violations: list[ChainViolation]
+
+
+_VERIFY_FIELDS = ("id", *CONTENT_FIELDS, "content_hash", "chain_seq", "prev_hash", "row_hash")
+
+
+def _sealed_rows() -> Iterable[dict[str, Any]]:
+    return (
+        AuditLog.objects.filter(chain_seq__isnull=False)
+        .order_by("chain_seq")
+        .values(*_VERIFY_FIELDS)
+        .iterator(chunk_size=2000)
+    )
+
+
+def _check_row(row: dict[str, Any], expected_seq: int, prev: str) -> list[ChainViolation]:
+    found: list[ChainViolation] = []
+    row_id, seq = row["id"], row["chain_seq"]
+
+    def broken(problem: str, detail: str) -> None:
+        found.append(ChainViolation(row_id=row_id, seq=seq, problem=problem, detail=detail))
+
+    if seq != expected_seq:
+        missing = "a row is missing before it" if seq > expected_seq else "seq out of order"
+        broken("sequence", f"expected chain seq {expected_seq}, found {seq}: {missing}")
+    if row["prev_hash"] != prev:
+        broken("link", "prev_hash is not the previous row's row_hash (deleted or moved row)")
+    if content_hash(row) != row["content_hash"]:
+        broken("content", "the row's content does not match its content_hash (edited row)")
+    expected = chain_hash(
+        seq=seq, row_id=row_id, content=row["content_hash"], prev=row["prev_hash"]
+    )
+    if row["row_hash"] != expected:
+        broken("hash", "row_hash does not match seq, id, content_hash and prev_hash")
+    return found
+
+
+def audit_chain_report(*, seal: bool = True) -> ChainReport:
+    """Seal what is committed (unless ``seal`` is False), then verify the whole chain.
+
+    Every sealed row is checked in chain order against the one before it and its own
+    content; after a break, checking goes on from the row's stored hash, so each tampered
+    place is reported once. The last row must be the one the chain head names, which catches
+    rows deleted from the end. Reads the whole table once, streaming.
+    """
+    if seal:
+        audit_seal()
+    head = AuditChainHead.objects.filter(pk=1).first()
+    head_seq = head.last_seq if head else 0
+    head_hash = head.last_hash if head else GENESIS_HASH
+    violations: list[ChainViolation] = []
+    expected_seq, prev, count = 1, GENESIS_HASH, 0
+    last_seq = 0
+    for row in _sealed_rows():
+        violations.extend(_check_row(row, expected_seq, prev))
+        expected_seq, prev = row["chain_seq"] + 1, row["row_hash"]
+        last_seq = row["chain_seq"]
+        count += 1
+    if last_seq < head_seq:
+        violations.append(
+            ChainViolation(
+                row_id=None,
+                seq=last_seq + 1,
+                problem="missing",
+                detail=f"the chain head is at seq {head_seq} but the last sealed row is "
+                f"seq {last_seq}: rows {last_seq + 1}..{head_seq} were deleted",
+            )
+        )
+    elif last_seq > head_seq or (count and prev != head_hash):
+        violations.append(
+            ChainViolation(
+                row_id=None,
+                seq=head_seq,
+                problem="head",
+                detail="the chain head does not name the last sealed row",
+            )
+        )
+    half_sealed = AuditLog.objects.filter(chain_seq__isnull=True, row_hash__isnull=False)
+    for row_id in half_sealed.values_list("id", flat=True)[:100]:
+        violations.append(
+            ChainViolation(
+                row_id=row_id,
+                seq=None,
+                problem="sequence",
+                detail="the row has a row_hash but no chain seq (taken out of the chain)",
+            )
+        )
+    violations.sort(key=lambda v: (v.seq if v.seq is not None else 2**63, v.row_id or 0))
+    unsealed = AuditLog.objects.filter(row_hash__isnull=True).count()
+    return ChainReport(
+        sealed=count,
+        unsealed=unsealed,
+        head_seq=head_seq,
+        head_hash=head_hash,
+        violations=violations,
+    )
+
+
+def audit_chain_violations(*, seal: bool = True) -> list[ChainViolation]:
+    """Return every break in the audit chain, the first broken row first (empty: intact).
+
+    The end-of-day run calls this; ``manage.py audit_verify`` prints it.
+    """
+    return audit_chain_report(seal=seal).violations
