@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/v1/", include("ledger.urls")),
     path("api/v1/", include("fees.urls")),
     path("api/v1/", include("limits.urls")),
+    path("api/v1/", include("audit.urls")),
 ]
 
 handler400 = "banksim.api.exceptions.handler400"
