@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, transaction
 
 from accounts.models import Account, Customer, Product
 from accounts.services import ProductNotFound
+from audit.services import audit_record
 from banksim.core.money import Money, currency_exponent
 from fees.assessment import FeeAssessment, FeeCharge, UsageKey
 from fees.calculators import PERIODS, fee_compute, period_start, relieved, schedule_validate
@@ -191,7 +192,11 @@ def fee_rule_create(*, spec: FeeRuleSpec, actor: AbstractBaseUser | None) -> Fee
         rule = FeeRule(version=1)
         spec_apply(rule, spec)
         rule._history_user = actor  # type: ignore[attr-defined]
-        return _save(rule)
+        _save(rule)
+        audit_record(
+            action="fee_rule.created", object_type="fee_rule", object_id=rule.pk, actor=actor
+        )
+        return rule
 
 
 def fee_rule_update(
@@ -224,7 +229,15 @@ def fee_rule_update(
         spec_apply(rule, spec)
         rule.version += 1
         rule._history_user = actor  # type: ignore[attr-defined]
-        return _save(rule)
+        _save(rule)
+        audit_record(
+            action="fee_rule.changed",
+            object_type="fee_rule",
+            object_id=rule.pk,
+            details={"version": rule.version, "fields": sorted(changes)},
+            actor=actor,
+        )
+        return rule
 
 
 def fee_waiver_validate(
@@ -295,6 +308,18 @@ def fee_waiver_create(
         )
         waiver._history_user = actor  # type: ignore[attr-defined]
         waiver.save()
+        audit_record(
+            action="fee_waiver.created",
+            object_type="fee_waiver",
+            object_id=waiver.pk,
+            details={
+                "account_id": account_id,
+                "customer_id": customer_id,
+                "event": event,
+                "reason": reason,
+            },
+            actor=actor,
+        )
         return waiver
 
 

@@ -23,6 +23,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 
 from accounts.models import Account
+from audit.services import audit_record
 from banksim.core.money import Money
 from fees.services import fee_assess, fee_usage_release
 from ledger.errors import (
@@ -198,6 +199,30 @@ def _check_accounts(movement: Movement) -> tuple[dict[int, _AccountFacts], int]:
     )
 
 
+def _audit_movement(
+    action: str,
+    txn_id: str,
+    movement: Movement,
+    debit: _AccountFacts,
+    credit: _AccountFacts,
+    actor: AbstractBaseUser | None,
+) -> None:
+    audit_record(
+        action=action,
+        object_type="transaction",
+        object_id=txn_id,
+        details={
+            "type": movement.txn_type,
+            "channel": movement.channel,
+            "amount": movement.amount.to_wire(),
+            "currency": movement.amount.currency,
+            "debit_account": debit.account_number,
+            "credit_account": credit.account_number,
+        },
+        actor=actor,
+    )
+
+
 def movement_post(
     *,
     movement: Movement,
@@ -269,6 +294,7 @@ def movement_post(
             business_date=business_date,
             now=now,
         )
+        _audit_movement("transaction.entered", journal.txn_id, movement, debit, credit, actor)
         return MovementResult(journal=journal, posted=False)
 
     maker_id = actor.pk if actor is not None else None
@@ -286,6 +312,7 @@ def movement_post(
         check_status=customer_rules,
         check_funds=customer_rules,
     )
+    _audit_movement("transaction.posted", posted.txn_id, movement, debit, credit, actor)
     # Built from what was just inserted: re-reading the row would cost a round trip.
     journal = Journal(
         pk=posted.journal_id,
@@ -457,6 +484,12 @@ def journal_approve_post(
         check_funds=journal.txn_type != TxnType.ADJUSTMENT,
         consume_hold_ids=hold_ids,
     )
+    audit_record(
+        action="transaction.approved",
+        object_type="transaction",
+        object_id=journal.txn_id,
+        actor=actor,
+    )
     journal.refresh_from_db()
     return journal
 
@@ -491,6 +524,13 @@ def journal_reject(
         journal.checker = actor
         journal.details = {**journal.details, "rejection_reason": reason}
         journal.save(update_fields=["status", "checker", "details"])
+        audit_record(
+            action="transaction.rejected",
+            object_type="transaction",
+            object_id=journal.txn_id,
+            details={"reason": reason},
+            actor=actor,
+        )
         return journal
 
 
@@ -549,6 +589,13 @@ def journal_reverse_post(
             )
     except IntegrityError as exc:  # the unique reversal_of lost a race
         raise AlreadyReversed(f"{original.txn_id} has already been reversed") from exc
+    audit_record(
+        action="transaction.reversed",
+        object_type="transaction",
+        object_id=original.txn_id,
+        details={"reversal": posted.txn_id, "reason": reason},
+        actor=actor,
+    )
     return Journal.objects.get(pk=posted.journal_id)
 
 
@@ -637,6 +684,19 @@ def hold_place_locked(
     AccountBalance.objects.filter(account_id=account_id).update(
         held_minor=F("held_minor") + amount.minor
     )
+    if journal is None:  # a maker-checker hold is part of its transaction's "entered" row
+        audit_record(
+            action="hold.placed",
+            object_type="hold",
+            object_id=hold.pk,
+            details={
+                "account": account.account_number,
+                "amount": amount.to_wire(),
+                "currency": amount.currency,
+                "reason": reason,
+            },
+            actor=actor,
+        )
     return hold
 
 
@@ -700,7 +760,9 @@ def hold_release(*, hold_id: int, actor: AbstractBaseUser | None, now: datetime)
             raise HoldNotActive(
                 "this hold secures a transaction awaiting approval; reject the transaction"
             )
-        return _hold_release_locked(hold_id=hold_id, actor=actor, now=now)
+        hold = _hold_release_locked(hold_id=hold_id, actor=actor, now=now)
+        audit_record(action="hold.released", object_type="hold", object_id=hold.pk, actor=actor)
+        return hold
 
 
 # --- idempotency records -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.db import IntegrityError, connection, transaction
 
 from accounts.models import Account, Customer, Product
 from accounts.services import AccountNotFound, CustomerNotFound, ProductNotFound
+from audit.services import audit_record
 from banksim.core.money import Money, currency_exponent
 from ledger.models import Journal
 from limits.errors import (
@@ -221,6 +222,9 @@ def limit_rule_create(
     rule._history_user = actor  # type: ignore[attr-defined]
     with transaction.atomic():
         rule.save()
+        audit_record(
+            action="limit_rule.created", object_type="limit_rule", object_id=rule.pk, actor=actor
+        )
     return rule
 
 
@@ -248,6 +252,9 @@ def limit_rule_update(
         rule.updated_at = now
         rule._history_user = actor  # type: ignore[attr-defined]
         rule.save()
+        audit_record(
+            action="limit_rule.changed", object_type="limit_rule", object_id=rule.pk, actor=actor
+        )
     return rule
 
 
@@ -296,6 +303,13 @@ def limit_override_set(
                     _apply(rule, spec)
                     rule._history_user = actor  # type: ignore[attr-defined]
                     rule.save()
+                    audit_record(
+                        action="limit_override.set",
+                        object_type="limit_rule",
+                        object_id=rule.pk,
+                        details={"account_id": account_id, "created": True},
+                        actor=actor,
+                    )
                     return rule, True
             except IntegrityError:  # a concurrent call created it first: replace theirs
                 rule = _locked_override(account_id)
@@ -304,6 +318,13 @@ def limit_override_set(
         rule.updated_at = now
         rule._history_user = actor  # type: ignore[attr-defined]
         rule.save()
+        audit_record(
+            action="limit_override.set",
+            object_type="limit_rule",
+            object_id=rule.pk,
+            details={"account_id": account_id, "created": False},
+            actor=actor,
+        )
     return rule, False
 
 
