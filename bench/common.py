@@ -128,6 +128,10 @@ def close_db_connections() -> None:
 # --- pgbench: the reference on the same server -----------------------------------------------
 
 
+class PgbenchFailed(RuntimeError):
+    """pgbench exited non-zero or printed no tps."""
+
+
 @dataclass(frozen=True)
 class PgbenchResult:
     tps: float
@@ -151,7 +155,7 @@ def pgbench_run(
         init += ["-i", "-q", "-s", str(scale), db_name]
         done = subprocess.run(init, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise SystemExit(f"pgbench -i failed: {done.stderr or done.stdout}")
+            raise PgbenchFailed(f"pgbench -i failed: {done.stderr or done.stdout}")
         return pgbench_measure(
             db_name=db_name, clients=clients, threads=threads, seconds=seconds, extra=[]
         )
@@ -178,11 +182,11 @@ def pgbench_measure(
     after, busy1, t1 = _cpu_snapshot(groups), machine_cpu(), time.monotonic()
     stdout, stderr = proc.communicate(timeout=seconds + 120)
     if proc.returncode != 0:
-        raise SystemExit(f"pgbench failed: {stderr or stdout}")
+        raise PgbenchFailed(f"pgbench failed: {stderr or stdout}")
     found = re.search(r"^tps = ([0-9.]+)", stdout, re.MULTILINE)
     latency = re.search(r"^latency average = ([0-9.]+) ms", stdout, re.MULTILINE)
     if found is None:
-        raise SystemExit(f"could not read tps from pgbench output:\n{stdout}")
+        raise PgbenchFailed(f"could not read tps from pgbench output:\n{stdout}")
     tps = float(found.group(1))
 
     def per_txn(role: str) -> float | None:
