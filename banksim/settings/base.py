@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "limits",
     "outbox",
     "audit",
+    "instructions",
     "eod",
 ]
 
