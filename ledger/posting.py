@@ -19,6 +19,7 @@ from django.db import DatabaseError, connection
 from banksim.core.errors import DomainError
 from banksim.core.money import Money
 from ledger.errors import BY_CODE, MalformedLegs, SameAccount
+from outbox.nudge import nudge_on_commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class PostedJournal:
 _SQL = (
     "SELECT journal_id, txn_id FROM ledger_post("
     "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::bigint[], %s::text[], "
-    "%s::bigint[], %s::text[], %s, %s, %s::bigint[])"
+    "%s::bigint[], %s::text[], %s, %s, %s::bigint[], %s::jsonb)"
 )
 
 
@@ -80,10 +81,12 @@ def journal_post(
     check_status: bool = True,
     check_funds: bool = True,
     consume_hold_ids: list[int] | None = None,
+    event: dict[str, Any] | None = None,
 ) -> PostedJournal:
     """Post balanced legs as one journal (or post an entered journal when ``journal_id``).
 
     Requires the caller's transaction. Locks every account's balance row until it ends.
+    ``event`` (``outbox.events.posting_event``) is written to the outbox by the same statement.
 
     :raises MalformedLegs: if legs mix currencies, do not balance, or have fewer than two
     :raises InsufficientFunds: / :raises AccountClosed: / :raises AccountFrozen:
@@ -122,6 +125,7 @@ def journal_post(
         check_status,
         check_funds,
         consume_hold_ids or [],
+        None if event is None else json.dumps(event, separators=(",", ":")),
     ]
     try:
         with connection.cursor() as cursor:
@@ -132,4 +136,6 @@ def journal_post(
         if domain is None:
             raise
         raise domain from exc
+    if event is not None:
+        nudge_on_commit()
     return PostedJournal(journal_id=int(row[0]), txn_id=str(row[1]))

@@ -159,6 +159,50 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
 }
 
+# Outbox and domain events (docs/events.md). Events go to EVENTS_URL: a RabbitMQ topic
+# exchange (amqp://, amqps://) or JSON lines in a folder (file:///path). By default that is the
+# Celery broker when it is RabbitMQ, else var/events (the embedded run).
+_AMQP = ("amqp://", "amqps://", "pyamqp://")
+OUTBOX_PUBLISH_URL = env.str(
+    "EVENTS_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(_AMQP) else f"file://{VAR_DIR}/events",
+)
+OUTBOX_EXCHANGE = env.str("EVENTS_EXCHANGE", default="banksim.events")
+OUTBOX_QUEUE = "outbox"
+# Nudges are Celery messages; off where no worker listens (tests), the sweep still runs.
+OUTBOX_NUDGE = env.bool("OUTBOX_NUDGE", default=True)
+OUTBOX_NUDGE_INTERVAL_SECONDS = 0.5
+OUTBOX_NUDGE_EXPIRES_SECONDS = 30
+OUTBOX_SWEEP_SECONDS = env.float("OUTBOX_SWEEP_SECONDS", default=5.0)
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)
+OUTBOX_LANES_PER_CLAIM = 8
+OUTBOX_DRAINER_SLOTS = env.int("OUTBOX_DRAINERS", default=1)
+OUTBOX_DRAIN_LINGER_SECONDS = 2.0
+OUTBOX_DRAIN_POLL_SECONDS = 0.02
+OUTBOX_DRAIN_MAX_SECONDS = 60.0
+OUTBOX_CONFIRM_TIMEOUT_SECONDS = 15.0
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=10)
+OUTBOX_BACKOFF_BASE_SECONDS = 1.0
+OUTBOX_BACKOFF_MAX_SECONDS = 300.0
+OUTBOX_BREAKER_THRESHOLD = 3
+OUTBOX_BREAKER_COOLDOWN_SECONDS = 1.0
+OUTBOX_BREAKER_MAX_COOLDOWN_SECONDS = 30.0
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
+# bench/outbox.py only: post without writing the transaction event, to price the outbox.
+OUTBOX_BENCH_SKIP_POSTING_EVENTS = env.bool("BENCH_SKIP_OUTBOX", default=False)
+CELERY_TASK_ROUTES = {"outbox.*": {"queue": OUTBOX_QUEUE}}
+CELERY_BEAT_SCHEDULE["outbox-sweep"] = {
+    # Starts a drain in case a nudge was lost; a drain that finds all slots busy just ends.
+    "task": "outbox.drain",
+    "schedule": OUTBOX_SWEEP_SECONDS,
+    "options": {"queue": OUTBOX_QUEUE, "expires": OUTBOX_SWEEP_SECONDS},
+}
+CELERY_BEAT_SCHEDULE["outbox-purge"] = {
+    "task": "outbox.purge",
+    "schedule": 3600.0,
+    "options": {"queue": "maintenance"},
+}
+
 REDIS_URL = env.str("REDIS_URL", default="")
 
 # Maker-checker: movements above this many major units are entered, not posted (per currency
