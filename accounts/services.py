@@ -17,6 +17,8 @@ from django.db import IntegrityError, connection, transaction
 from accounts.models import Account, Branch, Customer, GLSubHead, Product, ProductTerms
 from audit.services import audit_record
 from banksim.core.errors import BusinessRuleViolation, Conflict, InvalidInput, NotFound
+from outbox import events as outbox_events
+from outbox.services import outbox_enqueue
 
 
 class DuplicateNationalId(Conflict):
@@ -181,6 +183,7 @@ def customer_create(
                 "a customer with this national id already exists",
                 errors={"national_id": ["already registered to another customer"]},
             ) from exc
+        outbox_enqueue(event=outbox_events.customer_created(customer, actor=actor))
         audit_record(
             action="customer.created",
             object_type="customer",
@@ -212,6 +215,9 @@ def customer_update(
             setattr(customer, field, value)
         customer._change_reason = "customer details changed"  # type: ignore[attr-defined]
         customer.save(update_fields=sorted(changes))
+        outbox_enqueue(
+            event=outbox_events.customer_updated(customer, changed=list(changes), actor=actor)
+        )
         audit_record(
             action="customer.updated",
             object_type="customer",
@@ -247,12 +253,22 @@ def customer_kyc_set(
             raise CustomerNotFound(f"no customer with id {customer_id}")
         if status not in allowed[customer.kyc_status]:
             raise KycTransitionInvalid(f"KYC cannot go from {customer.kyc_status} to {status}")
+        previous_kyc_status = customer.kyc_status
         customer.kyc_status = status
         if status == Customer.KycStatus.VERIFIED:
             customer.kyc_verified_on = business_date
             customer.kyc_verified_by = actor
         customer._change_reason = reason or f"KYC {status}"  # type: ignore[attr-defined]
         customer.save(update_fields=["kyc_status", "kyc_verified_on", "kyc_verified_by"])
+        outbox_enqueue(
+            event=outbox_events.customer_kyc_changed(
+                customer,
+                previous=previous_kyc_status,
+                reason=reason,
+                actor=actor,
+                business_date=business_date,
+            )
+        )
         audit_record(
             action="customer.kyc_decided",
             object_type="customer",
@@ -303,6 +319,16 @@ def _open(
         business_date=business_date,
         min_balance_minor=terms.min_balance_minor if terms else 0,
         overdraft_limit_minor=terms.overdraft_limit_minor if terms else 0,
+    )
+    outbox_enqueue(
+        event=outbox_events.account_opened(
+            account,
+            product_code=product.code,
+            cif_id=customer.cif_id if customer is not None else None,
+            actor=actor,
+            business_date=business_date,
+            now=now,
+        )
     )
     audit_record(
         action="account.opened",
@@ -455,6 +481,15 @@ def account_freeze(
         account.status_changed_by = actor
         account._change_reason = f"frozen ({freeze_type}): {reason}"  # type: ignore[attr-defined]
         account.save()
+        outbox_enqueue(
+            event=outbox_events.account_status_changed(
+                outbox_events.EventType.ACCOUNT_FROZEN,
+                account,
+                reason=reason,
+                actor=actor,
+                now=now,
+            )
+        )
         audit_record(
             action="account.frozen",
             object_type="account",
@@ -483,6 +518,15 @@ def account_unfreeze(
         account.status_changed_by = actor
         account._change_reason = f"unfrozen: {reason}"  # type: ignore[attr-defined]
         account.save()
+        outbox_enqueue(
+            event=outbox_events.account_status_changed(
+                outbox_events.EventType.ACCOUNT_UNFROZEN,
+                account,
+                reason=reason,
+                actor=actor,
+                now=now,
+            )
+        )
         audit_record(
             action="account.unfrozen",
             object_type="account",
@@ -525,6 +569,16 @@ def account_close(
         account.status_changed_by = actor
         account._change_reason = f"closed: {reason}"  # type: ignore[attr-defined]
         account.save()
+        outbox_enqueue(
+            event=outbox_events.account_status_changed(
+                outbox_events.EventType.ACCOUNT_CLOSED,
+                account,
+                reason=reason,
+                actor=actor,
+                now=now,
+                business_date=business_date,
+            )
+        )
         audit_record(
             action="account.closed",
             object_type="account",

@@ -33,6 +33,7 @@ from ledger.errors import (
     IdempotencyKeyReused,
 )
 from ledger.models import IdempotencyRecord
+from limits.services import records_limit_breaches
 
 T = TypeVar("T")
 
@@ -113,6 +114,7 @@ def _try_lock(lock_id: int) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+@records_limit_breaches
 def idempotent_execute(
     *,
     claim: IdempotencyClaim,

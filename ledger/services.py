@@ -53,7 +53,9 @@ from ledger.models import (
     Journal,
 )
 from ledger.posting import Leg, journal_post
-from limits.services import limit_consume, limit_release
+from limits.services import limit_consume, limit_release, records_limit_breaches
+from outbox import events as outbox_events
+from outbox.services import outbox_enqueue
 
 TxnType = Journal.TxnType
 Channel = Journal.Channel
@@ -295,6 +297,30 @@ def movement_post(
             now=now,
         )
         _audit_movement("transaction.entered", journal.txn_id, movement, debit, credit, actor)
+        outbox_enqueue(
+            event=outbox_events.transaction_entered(
+                journal,
+                movement,
+                debit_account=debit.account_number,
+                credit_account=credit.account_number,
+                actor=actor,
+            )
+        )
+        if limit_routed:
+            outbox_enqueue(
+                event=outbox_events.limit_breached(
+                    account_number=debit.account_number,
+                    account_id=debit.pk,
+                    rule_id=decision.breached_rule_id,
+                    action="approval_required",
+                    txn_type=movement.txn_type,
+                    channel=movement.channel,
+                    requested=movement.amount,
+                    limit_extra={},
+                    business_date=business_date,
+                    now=now,
+                )
+            )
         return MovementResult(journal=journal, posted=False)
 
     maker_id = actor.pk if actor is not None else None
@@ -311,6 +337,13 @@ def movement_post(
         details=details,
         check_status=customer_rules,
         check_funds=customer_rules,
+        event=outbox_events.movement_posted(
+            movement,
+            debit_account=debit.account_number,
+            credit_account=credit.account_number,
+            fees=details.get("fees"),
+            actor=actor,
+        ),
     )
     _audit_movement("transaction.posted", posted.txn_id, movement, debit, credit, actor)
     # Built from what was just inserted: re-reading the row would cost a round trip.
@@ -332,6 +365,7 @@ def movement_post(
     return MovementResult(journal=journal, posted=True)
 
 
+@records_limit_breaches
 def movement_execute(
     *,
     movement: Movement,
@@ -469,9 +503,12 @@ def journal_approve_post(
         if decision.consumed:
             journal.details = {**journal.details, "limits": decision.consumed}
             journal.save(update_fields=["details"])
-    hold_ids = list(
-        Hold.objects.filter(journal=journal, status=Hold.Status.ACTIVE).values_list("pk", flat=True)
+    holds = list(
+        Hold.objects.filter(journal=journal, status=Hold.Status.ACTIVE).values_list(
+            "pk", "account__account_number", "amount_minor"
+        )
     )
+    hold_ids = [pk for pk, _, _ in holds]
     journal_post(
         legs=legs,
         txn_type=journal.txn_type,
@@ -483,6 +520,7 @@ def journal_approve_post(
         check_status=journal.txn_type != TxnType.ADJUSTMENT,
         check_funds=journal.txn_type != TxnType.ADJUSTMENT,
         consume_hold_ids=hold_ids,
+        event=outbox_events.transaction_approved(journal, currency=currency, actor=actor),
     )
     audit_record(
         action="transaction.approved",
@@ -490,6 +528,19 @@ def journal_approve_post(
         object_id=journal.txn_id,
         actor=actor,
     )
+    for hold_id, account_number, amount_minor in holds:
+        outbox_enqueue(
+            event=outbox_events.hold_released(
+                hold_id=hold_id,
+                account_number=account_number,
+                amount_minor=amount_minor,
+                currency=currency,
+                status=Hold.Status.CONSUMED,
+                actor=actor,
+                now=now,
+                txn_id=journal.txn_id,
+            )
+        )
     journal.refresh_from_db()
     return journal
 
@@ -524,6 +575,9 @@ def journal_reject(
         journal.checker = actor
         journal.details = {**journal.details, "rejection_reason": reason}
         journal.save(update_fields=["status", "checker", "details"])
+        outbox_enqueue(
+            event=outbox_events.transaction_rejected(journal, reason=reason, actor=actor, now=now)
+        )
         audit_record(
             action="transaction.rejected",
             object_type="transaction",
@@ -586,6 +640,9 @@ def journal_reverse_post(
                 # stop it, but it may not overdraw a customer beyond their limits.
                 check_status=False,
                 check_funds=True,
+                event=outbox_events.transaction_reversed(
+                    original, currency=legs[0].amount.currency, reason=reason, actor=actor
+                ),
             )
     except IntegrityError as exc:  # the unique reversal_of lost a race
         raise AlreadyReversed(f"{original.txn_id} has already been reversed") from exc
@@ -684,6 +741,14 @@ def hold_place_locked(
     AccountBalance.objects.filter(account_id=account_id).update(
         held_minor=F("held_minor") + amount.minor
     )
+    outbox_enqueue(
+        event=outbox_events.hold_placed(
+            hold,
+            account_number=account.account_number,
+            txn_id=journal.txn_id if journal is not None else None,
+            business_date=business_date,
+        )
+    )
     if journal is None:  # a maker-checker hold is part of its transaction's "entered" row
         audit_record(
             action="hold.placed",
@@ -743,6 +808,19 @@ def _hold_release_locked(
     hold.save(update_fields=["status", "released_at", "released_by"])
     AccountBalance.objects.filter(account_id=hold.account_id).update(
         held_minor=F("held_minor") - hold.amount_minor
+    )
+    outbox_enqueue(
+        event=outbox_events.hold_released(
+            hold_id=hold.pk,
+            account_number=Account.objects.values_list("account_number", flat=True).get(
+                pk=hold.account_id
+            ),
+            amount_minor=hold.amount_minor,
+            currency=hold.currency,
+            status=status,
+            actor=actor,
+            now=now,
+        )
     )
     return hold
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from banksim.core.errors import BusinessRuleViolation, InvalidInput, NotFound
 
 
@@ -10,7 +12,11 @@ class DailyLimitExceeded(BusinessRuleViolation):
 
     ``extra`` carries the limit, what is used and what remains (amounts as strings in the
     rule's currency, counts as integers; null where the rule has no such limit).
+    ``breach`` (a ``limits.services.LimitBreach``) says which debit it refused, for the
+    ``limit.breached`` event recorded after the rollback.
     """
+
+    breach: Any = None
 
     code = "limits.daily_limit_exceeded"
     title = "Daily limit exceeded"

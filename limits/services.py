@@ -9,10 +9,13 @@ limit locks before the ledger's balance locks (``limit_consume`` / ``limit_relea
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
@@ -33,11 +36,17 @@ from limits.errors import (
     LimitScopeAmbiguous,
 )
 from limits.models import LIMITED_TXN_TYPES, LimitRule
+from outbox import events as outbox_events
+from outbox.services import outbox_enqueue
 
 # Bounds that keep a limit inside the columns (bigint minor units, integer counts) with room
 # for a day's usage to be added to it.
 MAX_LIMIT_MINOR = 10**15
 MAX_LIMIT_COUNT = 1_000_000
+
+logger = logging.getLogger("banksim.limits")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Unset(Enum):
@@ -346,6 +355,8 @@ class LimitDecision:
     # [{rule_id, subject_id, amount_minor}]: keep it (Journal.details["limits"]) so that a
     # reversal or a rejection releases exactly this.
     consumed: list[dict[str, int]] = field(default_factory=list)
+    # The rule that routed the movement to approval (the limit.breached event names it).
+    breached_rule_id: int | None = None
 
 
 _CONSUME_SQL = (
@@ -415,8 +426,75 @@ def limit_consume(
     breached = [s for s in states if not s.fits(amount.minor)] or states
     refusing = [s for s in breached if s.on_breach == LimitRule.OnBreach.REFUSE]
     if refusing:
-        raise _exceeded(refusing[0], amount)
-    return LimitDecision(requires_approval=True, consumed=[])
+        error = _exceeded(refusing[0], amount)
+        error.breach = LimitBreach(
+            account_id=account_id,
+            rule_id=refusing[0].rule_id,
+            txn_type=txn_type,
+            channel=channel,
+            amount=amount,
+            business_date=business_date,
+        )
+        raise error
+    return LimitDecision(requires_approval=True, consumed=[], breached_rule_id=breached[0].rule_id)
+
+
+@dataclass(frozen=True)
+class LimitBreach:
+    """The debit a ``DailyLimitExceeded`` refused (its transaction rolled back with it)."""
+
+    account_id: int
+    rule_id: int
+    txn_type: str
+    channel: str
+    amount: Money
+    business_date: date
+
+
+def limit_breach_record(*, error: DailyLimitExceeded, now: datetime) -> None:
+    """Record the ``limit.breached`` event of a refused debit, in its own short transaction.
+
+    The refusal rolled the posting back, and the event with it; this writes it again once the
+    rollback is done. A failure here is logged, never raised over the refusal itself.
+    """
+    breach = error.breach
+    if not isinstance(breach, LimitBreach):
+        return
+    try:
+        with transaction.atomic(durable=True):
+            outbox_enqueue(
+                event=outbox_events.limit_breached(
+                    account_number=Account.objects.values_list("account_number", flat=True).get(
+                        pk=breach.account_id
+                    ),
+                    account_id=breach.account_id,
+                    rule_id=breach.rule_id,
+                    action="refused",
+                    txn_type=breach.txn_type,
+                    channel=breach.channel,
+                    requested=breach.amount,
+                    limit_extra=error.extra or {},
+                    business_date=breach.business_date,
+                    now=now,
+                )
+            )
+    except Exception:
+        logger.exception("limit.breached event of account %s not recorded", breach.account_id)
+
+
+def records_limit_breaches(use_case: Callable[P, T]) -> Callable[P, T]:
+    """Decorate a use case that owns its transaction and takes ``now``: a debit refused by a
+    daily limit leaves a ``limit.breached`` event although everything else rolled back."""
+
+    @functools.wraps(use_case)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return use_case(*args, **kwargs)
+        except DailyLimitExceeded as exc:
+            limit_breach_record(error=exc, now=kwargs["now"])  # type: ignore[arg-type]
+            raise
+
+    return wrapper
 
 
 def _exceeded(state: _RuleState, amount: Money) -> DailyLimitExceeded:
