@@ -19,9 +19,12 @@ ROLE = "banksim_app"
 FORWARD = rf"""
 DO $$
 BEGIN
-    CREATE ROLE {ROLE} NOLOGIN;
+    -- Checked first: an owner without CREATEROLE may migrate once an admin made the role.
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}') THEN
+        CREATE ROLE {ROLE} NOLOGIN;
+    END IF;
 EXCEPTION
-    -- Another database of the cluster created it first (possibly at this very moment).
+    -- Another database of the cluster created it at this very moment.
     WHEN duplicate_object OR unique_violation THEN NULL;
 END
 $$;
