@@ -1,6 +1,8 @@
 """The outbox's Celery tasks: thin interfaces, one service call each.
 
-``outbox.drain`` is sent by on-commit nudges and by beat's sweep. Every run is safe twice and
+``outbox.drain`` is sent by on-commit nudges and by beat's sweep; CELERY_TASK_ROUTES puts it
+on the ``outbox`` queue (a worker pool of its own in production) and the purge on
+``maintenance``. Every run is safe twice and
 in parallel: drainer slots and lane locks decide who publishes what, and an event published
 twice is one consumers drop by id. ``acks_late`` with ``reject_on_worker_lost``: a worker
 killed mid-run gives its message back, and the events it had not marked are published by the
@@ -22,7 +24,6 @@ from outbox.publishers import default_publisher
 
 @shared_task(
     name="outbox.drain",
-    queue="outbox",
     ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -42,7 +43,6 @@ def drain_task(**kwargs: object) -> None:
 
 @shared_task(
     name="outbox.purge",
-    queue="maintenance",
     ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,
