@@ -53,8 +53,11 @@ class _Nudger:
                 app.send_task(
                     "outbox.drain",
                     queue=settings.OUTBOX_QUEUE,
-                    # A nudge is worth nothing later than the sweep that replaces it.
+                    # A nudge is worth nothing later than the sweep that replaces it: the worker
+                    # skips it (expires) and RabbitMQ drops it unread (expiration, a per-message
+                    # TTL), so nudges sent while no worker runs do not pile up in the queue.
                     expires=settings.OUTBOX_NUDGE_EXPIRES_SECONDS,
+                    expiration=settings.OUTBOX_NUDGE_EXPIRES_SECONDS,
                     retry=False,
                 )
                 failures = 0

@@ -163,9 +163,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # exchange (amqp://, amqps://) or JSON lines in a folder (file:///path). By default that is the
 # Celery broker when it is RabbitMQ, else var/events (the embedded run).
 _AMQP = ("amqp://", "amqps://", "pyamqp://")
+_EMBEDDED_EVENTS_URL = f"file://{VAR_DIR}/events"
 OUTBOX_PUBLISH_URL = env.str(
     "EVENTS_URL",
-    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(_AMQP) else f"file://{VAR_DIR}/events",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(_AMQP) else _EMBEDDED_EVENTS_URL,
 )
 OUTBOX_EXCHANGE = env.str("EVENTS_EXCHANGE", default="banksim.events")
 OUTBOX_QUEUE = "outbox"
@@ -198,7 +199,11 @@ CELERY_BEAT_SCHEDULE["outbox-sweep"] = {
     # Starts a drain in case a nudge was lost; a drain that finds all slots busy just ends.
     "task": "outbox.drain",
     "schedule": OUTBOX_SWEEP_SECONDS,
-    "options": {"queue": OUTBOX_QUEUE, "expires": OUTBOX_SWEEP_SECONDS},
+    "options": {
+        "queue": OUTBOX_QUEUE,
+        "expires": OUTBOX_SWEEP_SECONDS,
+        "expiration": OUTBOX_SWEEP_SECONDS,
+    },
 }
 CELERY_BEAT_SCHEDULE["outbox-purge"] = {
     "task": "outbox.purge",
