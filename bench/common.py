@@ -115,7 +115,7 @@ def django_setup(db_name: str, settings_module: str = "banksim.settings.local") 
 def django_migrate() -> None:
     from django.core.management import call_command
 
-    call_command("migrate", verbosity=0, interactive=False)
+    call_command("migrate", verbosity=0, interactive=False, skip_checks=True)
 
 
 def close_db_connections() -> None:

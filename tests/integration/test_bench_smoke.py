@@ -39,7 +39,7 @@ class TestTransferBenchmarkSmoke:
             *("--accounts", "50", "--workers", "1", "--clients", "1"),
             *("--duration", "1.5", "--warmup", "0.3"),
             *("--pgbench-scale", "1", "--pgbench-seconds", "1"),
-            "--skip-http",
+            *("--skip-http", "--skip-sql-ceiling"),
         ]
 
         run = subprocess.run(
