@@ -8,13 +8,23 @@ open its balance row, and closing asks the ledger whether anything is left.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connection, transaction
 
-from accounts.models import Account, Branch, Customer, GLSubHead, Product, ProductTerms
+from accounts.models import (
+    Account,
+    Branch,
+    Calendar,
+    Customer,
+    GLSubHead,
+    Holiday,
+    Product,
+    ProductTerms,
+)
 from audit.services import audit_record
 from banksim.core.errors import BusinessRuleViolation, Conflict, InvalidInput, NotFound
 from outbox import events as outbox_events
@@ -587,3 +597,149 @@ def account_close(
             actor=actor,
         )
     return account
+
+
+# --- bank calendar and end-of-day account changes (issue 6: EOD) -----------------------------
+
+
+class CalendarNotFound(NotFound):
+    code = "calendar.not_found"
+    title = "Calendar not found"
+
+
+class DayNotClosable(Conflict):
+    code = "eod.day_not_current"
+    title = "Not the calendar's business date"
+
+
+def calendar_next_business_date(*, calendar: Calendar, after: date) -> date:
+    """Return the first day after ``after`` that is neither a weekend day nor a holiday."""
+    weekend = {int(d) for d in calendar.weekend_days.split(",") if d.strip()}
+    if len(weekend) >= 7:
+        raise ImproperlyConfigured(f"calendar {calendar.code} has no business days")
+    holidays = set(
+        Holiday.objects.filter(calendar=calendar, date__gt=after).values_list("date", flat=True)
+    )
+    day = after + timedelta(days=1)
+    while day.isoweekday() in weekend or day in holidays:
+        day += timedelta(days=1)
+    return day
+
+
+def _locked_calendar(code: str) -> Calendar:
+    calendar = Calendar.objects.select_for_update().filter(code=code).first()
+    if calendar is None:
+        raise CalendarNotFound(f"no calendar {code!r}; seed the bank first")
+    return calendar
+
+
+def calendar_eod_begin(*, code: str, business_date: date) -> Calendar:
+    """Put the calendar's day into ``eod_running``: teller postings are refused from now on.
+
+    Requires the caller's transaction (the EOD run's start). Calling it again on the same day
+    changes nothing.
+
+    :raises CalendarNotFound: / :raises DayNotClosable: if ``business_date`` is not the
+        calendar's current business date
+    """
+    assert connection.in_atomic_block, "calendar_eod_begin requires the caller's transaction"
+    calendar = _locked_calendar(code)
+    if calendar.business_date != business_date:
+        raise DayNotClosable(f"calendar {code} is at {calendar.business_date}, not {business_date}")
+    if calendar.day_state != Calendar.DayState.EOD_RUNNING:
+        calendar.day_state = Calendar.DayState.EOD_RUNNING
+        calendar.save(update_fields=["day_state"])
+    return calendar
+
+
+def calendar_close_and_advance(*, code: str, business_date: date, now: datetime) -> date:
+    """Close ``business_date`` and open the next business day; return the new business date.
+
+    Idempotent: if the calendar has already moved past ``business_date`` nothing changes and
+    the current business date is returned. Requires the caller's transaction, so closing and
+    opening are one commit (the ``closed`` state is never seen outside it).
+
+    :raises CalendarNotFound: / :raises DayNotClosable: if the calendar is behind the date
+    """
+    assert connection.in_atomic_block, "calendar_close_and_advance requires a transaction"
+    calendar = _locked_calendar(code)
+    if calendar.business_date > business_date:
+        return calendar.business_date
+    if calendar.business_date < business_date:
+        raise DayNotClosable(f"calendar {code} is at {calendar.business_date}, behind the run")
+    calendar.day_state = Calendar.DayState.CLOSED
+    calendar.save(update_fields=["day_state"])
+    next_date = calendar_next_business_date(calendar=calendar, after=business_date)
+    calendar.business_date = next_date
+    calendar.day_state = Calendar.DayState.OPEN
+    calendar.save(update_fields=["business_date", "day_state"])
+    audit_record(
+        action="calendar.day_closed",
+        object_type="calendar",
+        object_id=code,
+        details={"closed": business_date.isoformat(), "opened": next_date.isoformat()},
+    )
+    return next_date
+
+
+def _history_columns() -> list[str]:
+    history = Account.history.model  # type: ignore[attr-defined]
+    own = {"history_id", "history_date", "history_change_reason", "history_type", "history_user"}
+    return [f.column for f in history._meta.concrete_fields if f.name not in own]
+
+
+def accounts_mark_dormant(*, business_date: date, now: datetime) -> list[int]:
+    """Mark dormant every active customer account idle for its product's dormancy period.
+
+    Idle means ``ledger_balance.last_activity_on`` (the last customer-initiated movement) plus
+    the product terms' ``dormancy_days`` in force on ``business_date`` is on or before it.
+    One statement updates the accounts, writes their simple-history rows (the ORM's signals
+    never see a bulk UPDATE) and returns the ids; one audit row records the batch. Requires
+    the caller's transaction. Running it twice marks nothing the second time.
+    """
+    assert connection.in_atomic_block, "accounts_mark_dormant requires the caller's transaction"
+    columns = _history_columns()
+    reason = f"dormant: no customer activity (EOD {business_date.isoformat()})"
+    select_list = ", ".join(f"u.{c}" for c in columns)
+    sql = f"""
+WITH terms AS (
+    SELECT DISTINCT ON (product_id) product_id, dormancy_days
+      FROM accounts_productterms
+     WHERE effective_from <= %(day)s
+     ORDER BY product_id, effective_from DESC
+), due AS (
+    SELECT a.id
+      FROM accounts_account a
+      JOIN ledger_balance b ON b.account_id = a.id
+      JOIN terms t ON t.product_id = a.product_id
+     WHERE a.kind = 'customer' AND a.status = 'active' AND t.dormancy_days IS NOT NULL
+       AND b.last_activity_on + t.dormancy_days <= %(day)s
+), u AS (
+    UPDATE accounts_account a
+       SET status = 'dormant', status_reason = %(reason)s, status_changed_at = %(now)s,
+           status_changed_by_id = NULL
+      FROM due
+     WHERE a.id = due.id AND a.status = 'active'
+ RETURNING a.*
+), h AS (
+    INSERT INTO accounts_historicalaccount
+           ({", ".join(columns)}, history_date, history_change_reason, history_type,
+            history_user_id)
+    SELECT {select_list}, %(now)s, %(short_reason)s, '~', NULL FROM u
+)
+SELECT id, account_number FROM u ORDER BY id
+"""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            {"day": business_date, "reason": reason, "now": now, "short_reason": reason[:100]},
+        )
+        rows = cursor.fetchall()
+    if rows:
+        audit_record(
+            action="account.dormancy_marked",
+            object_type="eod",
+            object_id=business_date.isoformat(),
+            details={"count": len(rows), "accounts": [number for _, number in rows[:100]]},
+        )
+    return [pk for pk, _ in rows]

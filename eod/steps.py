@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from django.apps import apps
+
 
 @dataclass(frozen=True)
 class StepContext:
@@ -62,12 +64,16 @@ STEP_PATHS: dict[str, str] = {
 def load_step(name: str) -> StepFn | None:
     """Return the step function registered under ``name``, or None if its app is absent.
 
+    Absent: the app is not in INSTALLED_APPS, or has no such module or function yet.
+
     Only a missing module or attribute of the step's own app counts as absent; an import
     error raised from inside that module (a real bug) propagates.
 
     :raises KeyError: if ``name`` is not a known step
     """
     module_path, _, attr = STEP_PATHS[name].rpartition(".")
+    if not apps.is_installed(module_path.partition(".")[0]):
+        return None
     try:
         module = importlib.import_module(module_path)
     except ModuleNotFoundError as exc:

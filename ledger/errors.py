@@ -118,6 +118,13 @@ class IdempotencyKeyReused(BusinessRuleViolation):
     title = "Idempotency-Key was already used for a different request"
 
 
+class DayNotOpen(Conflict):
+    """Teller and API postings wait while end of day runs (409: retry once the day opens)."""
+
+    code = "eod.day_not_open"
+    title = "The business day is not open"
+
+
 # Codes the posting function raises, mapped to their exception classes.
 BY_CODE: dict[str, type[Exception]] = {
     cls.code: cls

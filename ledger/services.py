@@ -32,6 +32,7 @@ from ledger.errors import (
     AccountFrozen,
     AccountNotFound,
     AlreadyReversed,
+    DayNotOpen,
     HoldNotActive,
     HoldNotFound,
     InsufficientFunds,
@@ -138,8 +139,9 @@ def _default_threshold_minor(currency: str) -> int:
     return Money.parse(settings.MAKER_CHECKER_DEFAULT_THRESHOLD.split(".")[0], currency).minor
 
 
-# One round trip for both accounts and the approval threshold that applies to the debit side
-# (most specific row wins: product+channel, product, channel, currency-wide).
+# One round trip for both accounts, the approval threshold that applies to the debit side
+# (most specific row wins: product+channel, product, channel, currency-wide) and the main
+# calendar's day state (teller and API postings stop while end of day runs).
 _FACTS_SQL = """
 SELECT a.id, a.account_number, a.kind, a.currency, a.product_id,
        (SELECT t.amount_minor FROM ledger_approvalthreshold t
@@ -147,7 +149,8 @@ SELECT a.id, a.account_number, a.kind, a.currency, a.product_id,
            AND (t.product_id IS NULL OR t.product_id = a.product_id)
            AND (t.channel = '' OR t.channel = %s)
          ORDER BY (t.product_id IS NOT NULL) DESC, (t.channel <> '') DESC
-         LIMIT 1)
+         LIMIT 1),
+       (SELECT c.day_state FROM accounts_calendar c WHERE c.code = 'MAIN')
   FROM accounts_account a
  WHERE a.id IN (%s, %s)
 """
@@ -183,6 +186,12 @@ def _check_accounts(movement: Movement) -> tuple[dict[int, _AccountFacts], int]:
         rows = cursor.fetchall()
     if len(rows) != 2:
         raise AccountNotFound("an account in this movement does not exist")
+    # Batch postings (EOD steps, standing instructions) are the ones EOD itself makes. No
+    # calendar row (a bare test database) means no end of day to wait for.
+    if movement.channel != Channel.BATCH and rows[0][6] not in (None, "open"):
+        raise DayNotOpen(
+            f"the business day is {rows[0][6]}; postings resume when the next day opens"
+        )
     accounts = {row[0]: _AccountFacts(*row[:5]) for row in rows}
     for account in accounts.values():
         if account.currency != movement.amount.currency:
@@ -841,6 +850,62 @@ def hold_release(*, hold_id: int, actor: AbstractBaseUser | None, now: datetime)
         hold = _hold_release_locked(hold_id=hold_id, actor=actor, now=now)
         audit_record(action="hold.released", object_type="hold", object_id=hold.pk, actor=actor)
         return hold
+
+
+def _hold_history_columns() -> list[str]:
+    own = {"history_id", "history_date", "history_change_reason", "history_type", "history_user"}
+    history = Hold.history.model  # type: ignore[attr-defined]
+    return [f.column for f in history._meta.concrete_fields if f.name not in own]
+
+
+def holds_expire(*, business_date: date, now: datetime) -> int:
+    """Expire every active hold whose ``expires_on`` is on or before ``business_date``.
+
+    Set-based, for end of day: one statement takes the affected balance rows' posting locks in
+    ascending account id (the order every posting uses), a second marks the holds expired,
+    lowers each account's ``held_minor`` by their sum and writes the holds' simple-history rows.
+    Holds securing a maker-checker item are left to its approval or rejection. Requires the
+    caller's transaction; running it twice expires nothing the second time. Returns how many
+    holds expired.
+    """
+    assert connection.in_atomic_block, "holds_expire requires the caller's transaction"
+    due = "status = 'active' AND expires_on <= %(day)s AND journal_id IS NULL"
+    columns = _hold_history_columns()
+    sql = f"""
+WITH x AS (
+    UPDATE ledger_hold SET status = 'expired', released_at = %(now)s, released_by_id = NULL
+     WHERE {due}
+ RETURNING *
+), b AS (
+    UPDATE ledger_balance bl SET held_minor = bl.held_minor - s.total
+      FROM (SELECT account_id, SUM(amount_minor) AS total FROM x GROUP BY account_id) s
+     WHERE bl.account_id = s.account_id
+), h AS (
+    INSERT INTO ledger_historicalhold
+           ({", ".join(columns)}, history_date, history_change_reason, history_type,
+            history_user_id)
+    SELECT {", ".join("x." + c for c in columns)}, %(now)s, %(reason)s, '~', NULL FROM x
+)
+SELECT count(*) FROM x
+"""
+    params = {"day": business_date, "now": now, "reason": f"expired (EOD {business_date})"}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT 1 FROM ledger_balance WHERE account_id IN
+                   (SELECT account_id FROM ledger_hold WHERE {due})
+                 ORDER BY account_id FOR UPDATE""",
+            params,
+        )
+        cursor.execute(sql, params)
+        expired = int(cursor.fetchone()[0])
+    if expired:
+        audit_record(
+            action="hold.expired",
+            object_type="eod",
+            object_id=business_date.isoformat(),
+            details={"count": expired},
+        )
+    return expired
 
 
 # --- idempotency records -----------------------------------------------------------------------
