@@ -41,7 +41,7 @@ TEST_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 EMBEDDED_DB_NAME = "banksim"
 STOP_GRACE_SECONDS = 20.0
 # Every queue a task is routed to (CELERY_TASK_DEFAULT_QUEUE and the beat schedule's queues).
-WORKER_QUEUES = "default,maintenance,outbox"
+WORKER_QUEUES = "default,maintenance,outbox,eod"
 
 
 class LauncherError(Exception):

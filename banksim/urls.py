@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/v1/", include("fees.urls")),
     path("api/v1/", include("limits.urls")),
     path("api/v1/", include("audit.urls")),
+    path("api/v1/", include("eod.urls")),
     path("api/v1/", include("instructions.urls")),
 ]
 

@@ -135,37 +135,85 @@ def _run_to_resume(calendar: Calendar) -> date:
     return unfinished if unfinished is not None else calendar.business_date
 
 
+def _open_run(calendar_code: str, started_at: datetime) -> tuple[EodRun, bool, Calendar]:
+    """Create (or find) the run of the day to close, with a pending row per step.
+
+    Requires the caller's transaction; locks the calendar row until it ends.
+    """
+    calendar = Calendar.objects.select_for_update().filter(code=calendar_code).first()
+    if calendar is None:
+        raise CalendarNotFound(f"no calendar {calendar_code!r}; seed the bank first")
+    day = _run_to_resume(calendar)
+    run, created = EodRun.objects.select_for_update().get_or_create(
+        calendar=calendar,
+        business_date=day,
+        defaults={"status": EodRun.Status.RUNNING, "started_at": started_at},
+    )
+    existing = set(run.steps.values_list("name", flat=True))
+    EodStep.objects.bulk_create(
+        [
+            EodStep(run=run, name=name, position=position)
+            for position, name in enumerate(STEP_ORDER, start=1)
+            if name not in existing
+        ]
+    )
+    return run, created, calendar
+
+
 def _start(*, calendar_code: str, clock: _Clock) -> EodRun:
     """Create or reopen the run of the day to close and put the calendar in eod_running."""
     with transaction.atomic(durable=True):
-        calendar = Calendar.objects.select_for_update().filter(code=calendar_code).first()
-        if calendar is None:
-            raise CalendarNotFound(f"no calendar {calendar_code!r}; seed the bank first")
-        day = _run_to_resume(calendar)
-        run, created = EodRun.objects.select_for_update().get_or_create(
-            calendar=calendar,
-            business_date=day,
-            defaults={"status": EodRun.Status.RUNNING, "started_at": clock()},
-        )
-        existing = set(run.steps.values_list("name", flat=True))
-        EodStep.objects.bulk_create(
-            [
-                EodStep(run=run, name=name, position=position)
-                for position, name in enumerate(STEP_ORDER, start=1)
-                if name not in existing
-            ]
-        )
+        run, created, calendar = _open_run(calendar_code, clock())
         if run.status == EodRun.Status.DONE:
             return run
-        if day == calendar.business_date:
-            calendar_eod_begin(code=calendar_code, business_date=day)
+        if run.business_date == calendar.business_date:
+            calendar_eod_begin(code=calendar_code, business_date=run.business_date)
         if not created:
             run.status = EodRun.Status.RUNNING
             run.error = ""
             run.finished_at = None
             run.save(update_fields=["status", "error", "finished_at"])
-        if created:
-            _emit("eod_started", calendar_code=calendar_code, business_date=day, now=clock())
+        # Only once per day, however often the run is resumed.
+        if not run.steps.exclude(status=EodStep.Status.PENDING).exists():
+            _emit(
+                "eod_started",
+                calendar_code=calendar_code,
+                business_date=run.business_date,
+                now=clock(),
+            )
+        return run
+
+
+def _run_lock(cursor: Any, calendar_id: int) -> bool:
+    cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_RUN_LOCK_CLASS, calendar_id])
+    return bool(cursor.fetchone()[0])
+
+
+def _run_unlock(cursor: Any, calendar_id: int) -> None:
+    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_RUN_LOCK_CLASS, calendar_id])
+
+
+def eod_request(*, calendar_code: str, now: datetime) -> EodRun:
+    """Record the run of the day to close and have a worker run it (the ``eod.run`` task).
+
+    The task is enqueued when this transaction commits; under ``CELERY_TASK_ALWAYS_EAGER`` it
+    runs there and then, so the call returns after the whole EOD. A run already recorded for
+    the day is returned as it is (the task resumes it).
+
+    :raises CalendarNotFound: if there is no such calendar
+    :raises EodAlreadyRunning: if a run of this calendar is executing right now
+    """
+    from eod.tasks import eod_run_task
+
+    with transaction.atomic(durable=True):
+        run, _, calendar = _open_run(calendar_code, now)
+        with connection.cursor() as cursor:
+            if not _run_lock(cursor, calendar.pk):
+                raise EodAlreadyRunning(f"an end of day of calendar {calendar_code} is running")
+            _run_unlock(cursor, calendar.pk)
+        transaction.on_commit(
+            lambda: eod_run_task.apply_async(kwargs={"calendar_code": calendar_code})
+        )
         return run
 
 
@@ -298,14 +346,13 @@ def eod_run(
     if calendar_id is None:
         raise CalendarNotFound(f"no calendar {calendar_code!r}; seed the bank first")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_RUN_LOCK_CLASS, calendar_id])
-        if not cursor.fetchone()[0]:
+        if not _run_lock(cursor, calendar_id):
             raise EodAlreadyRunning(f"an end of day of calendar {calendar_code} is running")
     try:
         return _run_locked(calendar_code, clock, stop_after, reporter)
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_RUN_LOCK_CLASS, calendar_id])
+            _run_unlock(cursor, calendar_id)
 
 
 def _run_locked(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from celery.schedules import crontab as _crontab
+
 from banksim.env import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -209,6 +211,20 @@ CELERY_BEAT_SCHEDULE["outbox-purge"] = {
     "task": "outbox.purge",
     "schedule": 3600.0,
     "options": {"queue": "maintenance"},
+}
+
+# End of day (docs/eod.md): beat starts it daily at EOD_HOUR_UTC:EOD_MINUTE_UTC on its own
+# queue, so a long run never delays maintenance or outbox work; the worker must consume "eod".
+# The supervisor API and the admin enqueue the same task; the simulator and the tests call
+# ``eod.services.eod_run`` directly.
+EOD_HOUR_UTC = env.int("EOD_HOUR_UTC", default=22)
+EOD_MINUTE_UTC = env.int("EOD_MINUTE_UTC", default=0)
+CELERY_TASK_ROUTES["eod.*"] = {"queue": "eod"}
+CELERY_BEAT_SCHEDULE["eod-run"] = {
+    "task": "eod.run",
+    "schedule": _crontab(hour=EOD_HOUR_UTC, minute=EOD_MINUTE_UTC),
+    "kwargs": {"calendar_code": "MAIN"},
+    "options": {"queue": "eod"},
 }
 
 REDIS_URL = env.str("REDIS_URL", default="")
