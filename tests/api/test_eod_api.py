@@ -140,3 +140,20 @@ class TestTellerPostingsDuringEod:
 
         assert_problem(response, 409, "eod.day_not_open")
         assert not saver.entries.exists()
+
+    def test_the_same_request_succeeds_once_the_next_day_opens(
+        self, bank, teller: User, make_client, open_account
+    ):
+        seat(teller, bank.branch)
+        saver = open_account("SBA-USD")
+        client = make_client(teller)
+        body = {"account": saver.account_number, "amount": "10.00", "currency": "USD"}
+        Calendar.objects.filter(code="MAIN").update(day_state="eod_running")
+        refused = post_json(client, "/api/v1/deposits", body, key="deposit-1")
+        Calendar.objects.filter(code="MAIN").update(day_state="open")
+
+        retried = post_json(client, "/api/v1/deposits", body, key="deposit-1")
+
+        assert refused.status_code == 409
+        assert retried.status_code == 201, retried.content
+        assert saver.entries.count() == 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -285,6 +286,26 @@ def build_world(bank, funded_account, open_account) -> dict[str, Account]:
         now=timezone.now(),
     )
     world = {"saver": saver, "current": current, "idle": idle}
+    if apps.is_installed("instructions"):
+        from instructions.services import si_create
+
+        empty = open_account("SBA-USD")
+        world["empty"] = empty
+        for payer, amount in ((saver, "10.00"), (empty, "5.00")):  # one posts, one fails
+            si_create(
+                debit_account_id=payer.pk,
+                credit_account_id=current.pk,
+                amount=Money.parse(amount, "USD"),
+                frequency="monthly",
+                next_date=DAY,
+                end_date=None,
+                max_retries=0,
+                carry_forward=False,
+                narration="rent",
+                actor=None,
+                business_date=DAY,
+                now=timezone.now(),
+            )
     for role in ("teller_cash", "interest_expense", "interest_income", "fee_income"):
         world[role] = bank.office_account(role)
     return world
@@ -310,7 +331,12 @@ def fingerprint(world: dict[str, Account]) -> dict[str, object]:
         "batch_journals": journals,
         "holds": sorted(Hold.objects.values_list("status", "amount_minor")),
         "calendar": (cal.business_date, cal.day_state),
-        "reports": EodReport.objects.filter(run__business_date=DAY).count(),
+        "reports": sorted(
+            (kind, len(content.splitlines()))
+            for kind, content in EodReport.objects.filter(run__business_date=DAY).values_list(
+                "kind", "content"
+            )
+        ),
         "violations": ledger_violations(),
     }
 
@@ -354,6 +380,9 @@ class TestResume:
         assert actual["calendar"] == (dt.date(2026, 12, 1), "open")
         assert actual["accounts"]["idle"][2:] == ("dormant", 1)
         assert actual["holds"] == [("expired", 3000)]
+        if apps.is_installed("instructions"):
+            assert ("transfer", "posted") in actual["batch_journals"]
+            assert ("failed_standing_instructions", 2) in actual["reports"]
         assert actual == expected
 
     @pytest.mark.parametrize("point", KILL_POINTS)
