@@ -226,3 +226,31 @@ class TestCreate:
 
         assert caught.value.code == code
         assert not StandingInstruction.objects.filter(debit_account=payer).exists()
+
+
+class TestStep:
+    def test_the_eod_step_reports_progress_and_a_summary(
+        self, bank, funded_account, open_account, make_instruction
+    ) -> None:
+        from eod.steps import StepContext
+        from instructions.steps import run_due
+
+        payer = funded_account("100.00")
+        make_instruction(payer, open_account(), "10.00")
+        make_instruction(payer, open_account(), "500.00")
+        progress: list[tuple[int, int]] = []
+
+        outcome = run_due(
+            StepContext(
+                business_date=bank.business_date,
+                calendar_code="MAIN",
+                now=timezone.now(),
+                progress=lambda done, total: progress.append((done, total)),
+            )
+        )
+
+        assert outcome.rows == 2
+        assert outcome.summary["posted"] == 1
+        assert outcome.summary["failed"] == 1
+        assert outcome.summary["errors"] == {"ledger.insufficient_funds": 1}
+        assert progress == [(0, 2), (2, 2)]
