@@ -121,6 +121,35 @@ class TestClosingTheDay:
         assert calendar().business_date == dt.date(2026, 12, 2)
 
 
+class TestEvents:
+    def test_a_resumed_day_announces_its_start_and_its_end_once_each(self, bank, funded_account):
+        from outbox.models import OutboxEvent
+
+        saver = funded_account("100.00")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE ledger_balance SET ledger_minor = ledger_minor + 1 WHERE account_id = %s",
+                [saver.pk],
+            )
+        run_eod()  # blocked at the gate
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE ledger_balance SET ledger_minor = ledger_minor - 1 WHERE account_id = %s",
+                [saver.pk],
+            )
+
+        run_eod()
+
+        events = OutboxEvent.objects.filter(aggregate_type="eod", aggregate_id="MAIN")
+        assert sorted(events.values_list("type", flat=True)) == [
+            "banksim.eod.finished",
+            "banksim.eod.started",
+        ]
+        finished = events.get(type="banksim.eod.finished")
+        assert finished.data["next_business_date"] == "2026-12-01"
+        assert finished.business_date == DAY
+
+
 class TestHoldsAndDormancy:
     def test_holds_due_by_the_day_expire_and_release_their_funds_once(self, bank, funded_account):
         saver = funded_account("100.00")
