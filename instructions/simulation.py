@@ -55,6 +55,9 @@ CALENDAR = "MAIN"
 SETUP_BATCH = 100
 LIMIT_RULE_NAME = "Simulator: savings cash withdrawals per day"
 FEE_RULE_NAME = "Simulator: transfer fee"
+TELLER_CHANNEL = Journal.Channel.TELLER
+# Customer transfers come in through the API (online banking), cash over the counter.
+API_CHANNEL = Journal.Channel.API
 
 # Per currency: (smallest, largest) amount a customer moves, in minor units.
 _DEPOSIT = {"USD": (2_000, 80_000), "JPY": (3_000, 120_000), "KWD": (5_000, 250_000)}
@@ -308,16 +311,16 @@ def _activity(
         amount = Money.from_minor(rng.randint(low, high), account.currency)
         if roll < 0.34:
             movement = Movement(
-                Journal.TxnType.CASH_DEPOSIT, till(account), account.pk, amount, "teller"
+                Journal.TxnType.CASH_DEPOSIT, till(account), account.pk, amount, TELLER_CHANNEL
             )
         elif roll < 0.62:
             movement = Movement(
-                Journal.TxnType.CASH_WITHDRAWAL, account.pk, till(account), amount, "teller"
+                Journal.TxnType.CASH_WITHDRAWAL, account.pk, till(account), amount, TELLER_CHANNEL
             )
         elif roll < 0.95:
             payer, payee = rng.sample(usd, 2)
             amount = Money.from_minor(rng.randint(100, 30_000), "USD")
-            movement = Movement(Journal.TxnType.TRANSFER, payer.pk, payee.pk, amount, "online")
+            movement = Movement(Journal.TxnType.TRANSFER, payer.pk, payee.pk, amount, API_CHANNEL)
         else:
             # Requests a careful client would not send; each must be refused with its code.
             kind = rng.randrange(4)
@@ -336,7 +339,7 @@ def _activity(
                 continue
             if kind == 0:  # to itself
                 movement = Movement(
-                    Journal.TxnType.TRANSFER, account.pk, account.pk, amount, "online"
+                    Journal.TxnType.TRANSFER, account.pk, account.pk, amount, API_CHANNEL
                 )
             elif kind == 1:  # in a currency the account does not hold
                 other = "JPY" if account.currency != "JPY" else "USD"
@@ -345,7 +348,7 @@ def _activity(
                     till(account),
                     account.pk,
                     Money.from_minor(amount.minor, other),
-                    "teller",
+                    TELLER_CHANNEL,
                 )
             else:  # far more cash than anyone holds
                 movement = Movement(
@@ -353,7 +356,7 @@ def _activity(
                     account.pk,
                     till(account),
                     Money.from_minor(10**11, account.currency),
-                    "teller",
+                    TELLER_CHANNEL,
                 )
         try:
             result = movement_execute(
