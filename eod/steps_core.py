@@ -3,7 +3,10 @@ and closing the day. Each is idempotent per business date (see ``eod.steps``).""
 
 from __future__ import annotations
 
-from django.db import transaction
+import time
+
+from django.conf import settings
+from django.db import connection, transaction
 
 from accounts.services import accounts_mark_dormant, calendar_close_and_advance
 from eod.models import EodRun
@@ -18,16 +21,48 @@ from ledger.services import holds_expire
 _LISTED = 50
 
 
+def _await_older_transactions(timeout_s: float) -> list[int]:
+    """Wait until every transaction of this database that began before now has ended.
+
+    A teller posting checks the day state in its first query; one that checked just before
+    EOD set ``eod_running`` may still commit. Waiting for every transaction older than this
+    moment (the state change committed before it) closes that window, so the steps that follow
+    see every posting of the day. Returns the backends still in such a transaction when
+    ``timeout_s`` ran out (an idle-in-transaction session, say), for the step's summary.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        since = cursor.fetchone()[0]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            # Inside a transaction PostgreSQL keeps serving its first read of the activity
+            # view; drop that cache so each poll sees sessions as they are now.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                """SELECT pid FROM pg_stat_activity
+                    WHERE datname = current_database() AND pid <> pg_backend_pid()
+                      AND backend_type = 'client backend' AND xact_start < %s
+                    ORDER BY pid""",
+                [since],
+            )
+            pids = [row[0] for row in cursor.fetchall()]
+            if not pids or time.monotonic() >= deadline:
+                return pids
+            time.sleep(0.05)
+
+
 def preconditions(ctx: StepContext) -> StepOutcome:
     """Block the day while a maker-checker item entered on an earlier day awaits a decision.
 
-    Items entered today may wait for tomorrow's checker; older ones mean a queue nobody
-    works, and closing over them would carry unapproved holds forever. Also reports the
-    outbox backlog (informational: events are delivered after commit, whenever the broker is
-    back).
+    First waits (up to ``EOD_INFLIGHT_WAIT_SECONDS``, default 30) for transactions that began
+    before the day entered ``eod_running``. Items entered today may wait for tomorrow's
+    checker; older ones mean a queue nobody works, and closing over them would carry
+    unapproved holds forever. Also reports the outbox backlog (informational: events are
+    delivered after commit, whenever the broker is back).
 
     :raises EodBlocked: listing the stale items' txn_ids
     """
+    lingering = _await_older_transactions(getattr(settings, "EOD_INFLIGHT_WAIT_SECONDS", 30.0))
     stale = list(
         Journal.objects.filter(status=Journal.Status.ENTERED, business_date__lt=ctx.business_date)
         .order_by("business_date", "id")
@@ -40,7 +75,7 @@ def preconditions(ctx: StepContext) -> StepOutcome:
             + ", ".join(stale[:_LISTED]),
             extra={"violations": stale[:_LISTED], "count": len(stale)},
         )
-    summary: dict[str, object] = {"stale_entered": 0}
+    summary: dict[str, object] = {"stale_entered": 0, "lingering_transactions": lingering}
     try:
         from outbox.selectors import outbox_backlog
     except ImportError:

@@ -9,6 +9,7 @@ open transaction.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from django.apps import apps
@@ -267,6 +268,46 @@ class TestBlockingTheDay:
         assert calendar().day_state == "eod_running"
 
 
+def other_session():
+    """A second database session, as a teller request on another worker would have."""
+    import psycopg
+
+    db = connection.settings_dict
+    return psycopg.connect(
+        dbname=db["NAME"], host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"],
+        password=db["PASSWORD"] or None,
+    )  # fmt: skip
+
+
+class TestInFlightPostings:
+    def test_preconditions_wait_for_a_transaction_older_than_eod_to_end(self, bank, settings):
+        settings.EOD_INFLIGHT_WAIT_SECONDS = 10
+        session = other_session()
+        session.execute("SELECT 1")  # a transaction is open (psycopg does not autocommit)
+        timer = threading.Timer(0.3, session.commit)
+        timer.start()
+
+        run = run_eod()
+
+        timer.join()
+        session.close()
+        preconditions = run.steps.get(name="preconditions")
+        assert preconditions.summary["lingering_transactions"] == []
+        assert preconditions.summary["seconds"] >= 0.25
+
+    def test_a_transaction_still_open_after_the_wait_is_named_and_eod_goes_on(self, bank, settings):
+        settings.EOD_INFLIGHT_WAIT_SECONDS = 0.2
+        session = other_session()
+        session.execute("SELECT 1")
+        pid = session.info.backend_pid
+
+        run = run_eod()
+
+        session.close()
+        assert run.status == EodRun.Status.DONE
+        assert run.steps.get(name="preconditions").summary["lingering_transactions"] == [pid]
+
+
 class TestTellerPostingsDuringEod:
     def test_teller_postings_are_refused_while_eod_runs_and_batch_postings_are_not(
         self, bank, funded_account, open_account
@@ -379,14 +420,20 @@ def reference_print(bank, funded_account, open_account) -> dict[str, object]:
     Built and run inside a savepoint that is then rolled back, so the test starts again from
     the bare bank (fingerprints name accounts by role, so the new ids do not matter).
     """
+    if "print" in _REFERENCE:  # the world is the same in every test: build it once
+        return _REFERENCE["print"]
     sid = transaction.savepoint()
     try:
         world = build_world(bank, funded_account, open_account)
         run = run_eod()
         assert run.status == EodRun.Status.DONE, run.error
-        return fingerprint(world)
+        _REFERENCE["print"] = fingerprint(world)
+        return _REFERENCE["print"]
     finally:
         transaction.savepoint_rollback(sid)
+
+
+_REFERENCE: dict[str, dict[str, object]] = {}
 
 
 class TestResume:
