@@ -20,7 +20,7 @@ from banksim.core import clock
 from outbox.breaker import CircuitBreaker
 from outbox.consumer import ReferenceConsumer, amqp_connect, consume_amqp, declare_queue
 from outbox.publishers import AmqpPublisher, Publisher
-from outbox.services import DrainConfig, DrainReport, outbox_drain
+from outbox.services import DrainConfig, DrainReport, outbox_drain, outbox_publish_batch
 
 
 @dataclass(frozen=True)
@@ -155,3 +155,18 @@ class TcpProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+def publish_pending(*, publisher: Publisher, **config: Any) -> DrainReport:
+    """Publish batch after batch inside the caller's transaction until none is claimed.
+
+    For tests that cannot commit (the drain loop needs real commits and a free connection):
+    the same claim, publish and mark steps, without slots, breaker or pauses.
+    """
+    drain_config = DrainConfig.from_settings(**config)
+    report = DrainReport()
+    while True:
+        result = outbox_publish_batch(publisher=publisher, config=drain_config, now=clock.now())
+        if not result.claimed:
+            return report
+        report.add(result)

@@ -1,7 +1,8 @@
 """Delivery to the machine's RabbitMQ: confirms, a broker that goes away, dead events, purge.
 
-Every test gets its own exchange and queue (random names, deleted afterwards). The drain loop
-commits per batch, so these tests use real transactions.
+Every test gets its own exchange and queue (random names, deleted afterwards). The outage
+tests run the real drain loop, which commits per batch, so they use real transactions; the
+others publish batch by batch inside the test's transaction.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ from outbox.consumer import ReferenceConsumer, consume_jsonl
 from outbox.events import Event, EventType
 from outbox.models import OutboxEvent, OutboxLane
 from outbox.publishers import AmqpPublisher, JsonLinesPublisher
-from outbox.testing import TcpProxy, drain_until_idle, rabbit_stream
-
-pytestmark = pytest.mark.django_db(transaction=True)
+from outbox.testing import TcpProxy, drain_until_idle, publish_pending, rabbit_stream
 
 UNREACHABLE = "amqp://guest:guest@127.0.0.1:1//"  # nothing listens on port 1
 
@@ -70,12 +69,13 @@ def lanes():
     services.outbox_lanes_ensure()
 
 
+@pytest.mark.django_db
 class TestPublishing:
     def test_events_are_marked_published_only_once_the_broker_confirmed_them(self, stream):
         ids = announce(30)
         published_ids = OutboxEvent.objects.filter(pk__in=ids).values_list("event_id", flat=True)
 
-        report = drain_until_idle(publisher=stream.publisher(), batch_size=7)
+        report = publish_pending(publisher=stream.publisher(), batch_size=7)
 
         assert report.published == 30 and report.failed_batches == 0
         assert statuses(ids) == {"published": 30}
@@ -85,7 +85,7 @@ class TestPublishing:
 
     def test_a_message_carries_the_event_id_type_and_persistence(self, stream):
         announce(1)
-        drain_until_idle(publisher=stream.publisher())
+        publish_pending(publisher=stream.publisher())
 
         from outbox.consumer import amqp_connect
 
@@ -101,6 +101,7 @@ class TestPublishing:
         assert message.delivery_info["routing_key"] == "account.frozen"
 
 
+@pytest.mark.django_db(transaction=True)
 class TestBrokerOutage:
     def test_an_unreachable_broker_loses_nothing_and_the_backlog_drains_when_it_answers(
         self, stream
@@ -194,21 +195,17 @@ class TestBrokerOutage:
         assert consumer.gaps() == {} and consumer.conflicts == []
 
 
+@pytest.mark.django_db
 class TestDeadEvents:
     def test_an_event_out_of_attempts_is_parked_and_holds_its_aggregate_back(self, stream):
         [first] = announce(1, prefix="D")
         failing = AmqpPublisher(url=UNREACHABLE, exchange=stream.exchange)
         for _ in range(2):
-            drain_until_idle(
-                publisher=failing,
-                breaker=CircuitBreaker(threshold=100),
-                max_attempts=2,
-                backoff_base_seconds=0.001,
-            )
-            time.sleep(0.01)
+            publish_pending(publisher=failing, max_attempts=2, backoff_base_seconds=0.001)
+            time.sleep(0.01)  # the lane's back-off is over
         [later] = announce(1, prefix="D")  # same aggregate, sequence 2
 
-        drain_until_idle(publisher=stream.publisher())
+        publish_pending(publisher=stream.publisher())
 
         parked = OutboxEvent.objects.get(pk=first)
         assert (parked.status, parked.attempts) == ("dead", 2)
@@ -218,15 +215,13 @@ class TestDeadEvents:
 
     def test_a_redriven_event_goes_out_before_the_events_it_held_back(self, stream):
         [first] = announce(1, prefix="R")
-        drain_until_idle(
-            publisher=AmqpPublisher(url=UNREACHABLE, exchange=stream.exchange),
-            breaker=CircuitBreaker(threshold=100),
-            max_attempts=1,
+        publish_pending(
+            publisher=AmqpPublisher(url=UNREACHABLE, exchange=stream.exchange), max_attempts=1
         )
         [later] = announce(1, prefix="R")
 
         revived = services.outbox_redrive(event_ids=[first, later], now=timezone.now())
-        drain_until_idle(publisher=stream.publisher())
+        publish_pending(publisher=stream.publisher())
 
         assert revived == 1
         assert statuses([first, later]) == {"published": 2}
@@ -250,6 +245,7 @@ class TestDeadEvents:
         assert OutboxEvent.objects.get(pk=event).status == "pending"
 
 
+@pytest.mark.django_db
 class TestRetention:
     def test_only_published_events_past_the_retention_are_purged(self):
         old, recent, waiting = announce(3, prefix="P")
@@ -268,11 +264,12 @@ class TestRetention:
         assert not OutboxEvent.objects.filter(pk=old).exists()
 
 
+@pytest.mark.django_db
 class TestEmbeddedSink:
     def test_json_lines_on_disk_are_the_sink_without_rabbitmq(self, tmp_path):
         ids = announce(12, subjects=3)
 
-        drain_until_idle(publisher=JsonLinesPublisher(directory=tmp_path))
+        publish_pending(publisher=JsonLinesPublisher(directory=tmp_path))
 
         consumer = consume_jsonl(
             paths=sorted(tmp_path.glob("*.jsonl")), consumer=ReferenceConsumer()
@@ -281,13 +278,14 @@ class TestEmbeddedSink:
         assert len(consumer.applied) == 12 and consumer.gaps() == {}
 
 
+@pytest.mark.django_db
 class TestReferenceConsumerCommand:
     def test_it_applies_each_event_once_and_reports_what_it_dropped(self, stream, tmp_path):
         announce(6, subjects=2)
-        drain_until_idle(publisher=stream.publisher())
+        publish_pending(publisher=stream.publisher())
         # Publish the same rows again, as a drainer killed before marking them would.
-        OutboxEvent.objects.update(status="pending")
-        drain_until_idle(publisher=stream.publisher())
+        OutboxEvent.objects.update(status="pending", published_at=None)
+        publish_pending(publisher=stream.publisher())
         output = tmp_path / "applied.jsonl"
 
         call_command(
@@ -304,13 +302,13 @@ class TestReferenceConsumerCommand:
         assert len({e["id"] for e in applied}) == 6
 
 
+@pytest.mark.django_db
 class TestLanes:
     def test_a_failed_batch_backs_its_lanes_off_with_jitter(self, stream):
         announce(8, subjects=8)
 
-        drain_until_idle(
+        publish_pending(
             publisher=AmqpPublisher(url=UNREACHABLE, exchange=stream.exchange),
-            breaker=CircuitBreaker(threshold=100),
             backoff_base_seconds=10.0,
         )
 

@@ -103,8 +103,8 @@ class TestNudge:
         assert sent[0]["name"] == "outbox.drain" and sent[0]["queue"] == "outbox"
 
 
-@pytest.mark.django_db(transaction=True)
 class TestTasks:
+    @pytest.mark.django_db(transaction=True)
     def test_the_drain_task_publishes_what_is_pending(self, settings):
         services.outbox_lanes_ensure()
         with rabbit_stream(url=settings.OUTBOX_PUBLISH_URL) as stream:
@@ -118,6 +118,7 @@ class TestTasks:
             assert OutboxEvent.objects.get(pk=event).status == "published"
             assert stream.consume(expect=1).received == 1
 
+    @pytest.mark.django_db
     def test_the_purge_task_keeps_what_is_inside_the_retention(self, settings):
         with transaction.atomic():
             old, recent = enqueue_one(), enqueue_one()
