@@ -353,6 +353,7 @@ def movement_data(
         "txn_type": movement.txn_type,
         "channel": movement.channel,
         "amount": movement.amount.to_wire(),
+        "currency": movement.amount.currency,
         "debit_account": debit_account,
         "credit_account": credit_account,
         "narration": movement.narration,
