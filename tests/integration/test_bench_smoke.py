@@ -43,7 +43,7 @@ class TestTransferBenchmarkSmoke:
         ]
 
         run = subprocess.run(
-            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=90, check=False
+            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False
         )
 
         assert run.returncode == 0, run.stdout + run.stderr
