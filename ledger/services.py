@@ -22,7 +22,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 
-from accounts.models import Account
+from accounts.models import Account, Calendar
 from audit.services import audit_record
 from banksim.core.money import Money
 from fees.services import fee_assess, fee_usage_release
@@ -472,6 +472,16 @@ def _locked_journal(journal_id: int) -> Journal:
     return journal
 
 
+def _refuse_while_eod(channel: str) -> None:
+    """Approvals and reversals are postings too: refuse them like ``movement_post`` does while
+    end of day runs (one small read; they are rare next to movements)."""
+    if channel == Channel.BATCH:
+        return
+    state = Calendar.objects.filter(code="MAIN").values_list("day_state", flat=True).first()
+    if state not in (None, Calendar.DayState.OPEN):
+        raise DayNotOpen(f"the business day is {state}; postings resume when the next day opens")
+
+
 def journal_approve_post(
     *, journal_id: int, actor: AbstractBaseUser, business_date: date, now: datetime
 ) -> Journal:
@@ -482,8 +492,10 @@ def journal_approve_post(
 
     :raises JournalNotFound: / :raises JournalNotPending: / :raises SelfApproval:
     :raises InsufficientFunds: and the other account rules, checked again at approval
+    :raises DayNotOpen: while end of day runs
     """
     assert connection.in_atomic_block, "journal_approve_post requires the caller's transaction"
+    _refuse_while_eod(Channel.TELLER)
     journal = _locked_journal(journal_id)
     if journal.status != Journal.Status.ENTERED:
         raise JournalNotPending(f"{journal.txn_id} is {journal.status}")
@@ -615,8 +627,10 @@ def journal_reverse_post(
 
     :raises JournalNotFound: / :raises NotReversible: for entered, rejected or reversal
         journals / :raises AlreadyReversed: / :raises InsufficientFunds: if the money is gone
+    :raises DayNotOpen: while end of day runs, unless ``channel`` is batch
     """
     assert connection.in_atomic_block, "journal_reverse_post requires the caller's transaction"
+    _refuse_while_eod(channel)
     original = _locked_journal(journal_id)
     if original.status != Journal.Status.POSTED or original.txn_type == TxnType.REVERSAL:
         raise NotReversible(f"{original.txn_id} is {original.status} {original.txn_type}")

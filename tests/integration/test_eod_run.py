@@ -25,7 +25,13 @@ from eod.steps import STEP_ORDER
 from ledger.errors import DayNotOpen
 from ledger.models import AccountBalance, ApprovalThreshold, Hold, Journal
 from ledger.selectors import ledger_violations
-from ledger.services import Movement, hold_place, movement_execute
+from ledger.services import (
+    Movement,
+    hold_place,
+    journal_approve,
+    journal_reverse,
+    movement_execute,
+)
 from tests.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +77,17 @@ def move(debit: Account, credit: Account, amount: str, *, channel: str, day: dt.
         actor=None,
         business_date=day,
         now=timezone.now(),
+    )
+
+
+def reverse(journal: Journal, *, channel: str) -> Journal:
+    return journal_reverse(
+        journal_id=journal.pk,
+        reason="test",
+        actor=None,
+        channel=channel,
+        business_date=DAY,
+        now=NOW,
     )
 
 
@@ -324,6 +341,26 @@ class TestTellerPostingsDuringEod:
         assert refused.value.status == 409
         assert batch.posted
         assert balance(payee).ledger_minor == 200
+
+    def test_approvals_and_teller_reversals_wait_too_but_batch_reversals_do_not(
+        self, bank, funded_account, open_account, supervisor
+    ):
+        payer = funded_account("100.00")
+        payee = open_account("CAA-USD")
+        posted = move(payer, payee, "1.00", channel="teller").journal
+        ApprovalThreshold.objects.create(currency="USD", amount_minor=1_000)
+        entered = move(payer, payee, "20.00", channel="teller").journal
+        run_eod(stop_after="preconditions")
+
+        with pytest.raises(DayNotOpen):
+            journal_approve(journal_id=entered.pk, actor=supervisor, business_date=DAY, now=NOW)
+        with pytest.raises(DayNotOpen):
+            reverse(posted, channel="teller")
+        reversal = reverse(posted, channel="batch")
+
+        assert reversal.reversal_of_id == posted.pk
+        entered.refresh_from_db()
+        assert entered.status == Journal.Status.ENTERED
 
     def test_postings_are_accepted_again_once_the_next_day_opens(
         self, bank, funded_account, open_account
