@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "limits",
     "outbox",
     "audit",
+    "interest",
     "instructions",
     "eod",
 ]

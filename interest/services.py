@@ -1,0 +1,234 @@
+"""Daily interest accrual and month-end capitalisation, set-based.
+
+Design overview: every customer account has one ``InterestAccrual`` row. The daily accrual
+is one ``UPDATE ... FROM`` per batch of account ids that adds ``balance x rate x year
+fraction`` in exact integer units (``interest.daycount``) to the credit or debit side of each
+row and moves ``accrued_through`` to the window's end. The year fraction depends only on the
+product (rate, basis) and on the row's ``accrued_through``, so Python computes it exactly for
+the handful of distinct (product, start) pairs and the statement joins them: no per-row
+function call. On the last business day of a month, capitalisation takes the whole minor
+units from each row and posts them with ``ledger.bulk.bulk_post`` in the same statement that
+stamps ``capitalised_on``, so a batch either posts and stamps, or does neither.
+
+Batches commit one by one: a kill loses at most the batch in flight, and a re-run skips the
+rows whose ``accrued_through`` / ``capitalised_on`` already show the work was done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+
+from interest.daycount import UNITS_PER_MINOR, period_year_units, rate_scaled
+from interest.selectors import AccrualWindow, interest_offices, interest_terms_in_force
+from ledger.bulk import bulk_post
+
+DEFAULT_BATCH = 250_000
+INTEREST_PURPOSE = "interest"
+
+Progress = Callable[[int, int], None]
+
+
+def _no_progress(done: int, total: int) -> None:
+    return None
+
+
+def accrual_rows_open() -> int:
+    """Give every open customer account without one an accrual row; return how many.
+
+    A new account accrues from the day it was opened.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """INSERT INTO interest_accrual (account_id, credit_units, debit_units,
+                                             accrued_through)
+               SELECT c.id, 0, 0, c.opened_on - 1
+                 FROM accounts_account c
+                WHERE c.kind = 'customer' AND c.status <> 'closed'
+                  AND NOT EXISTS (SELECT 1 FROM interest_accrual a WHERE a.account_id = c.id)
+               ON CONFLICT (account_id) DO NOTHING"""
+        )
+        return cursor.rowcount
+
+
+def _id_batches(batch_size: int) -> tuple[list[tuple[int, int]], int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(account_id), max(account_id), count(*) FROM interest_accrual")
+        low, high, total = cursor.fetchone()
+    if low is None:
+        return [], 0
+    return [(lo, lo + batch_size) for lo in range(low, high + 1, batch_size)], int(total)
+
+
+_ACCRUE_SQL = """
+UPDATE interest_accrual a
+   SET credit_units = a.credit_units
+           + CASE WHEN b.ledger_minor > 0 THEN b.ledger_minor * f.credit_mult ELSE 0 END,
+       debit_units = a.debit_units
+           + CASE WHEN b.ledger_minor < 0 THEN -b.ledger_minor * f.debit_mult ELSE 0 END,
+       accrued_through = %(to)s
+  FROM ledger_balance b, accounts_account c,
+       unnest(%(f_product)s::bigint[], %(f_start)s::date[], %(f_credit)s::numeric[],
+              %(f_debit)s::numeric[]) AS f(product_id, start_on, credit_mult, debit_mult)
+ WHERE a.account_id >= %(lo)s AND a.account_id < %(hi)s
+   AND a.accrued_through < %(to)s
+   AND b.account_id = a.account_id
+   AND c.id = a.account_id
+   AND f.product_id = c.product_id AND f.start_on = a.accrued_through
+"""
+
+
+@dataclass(frozen=True)
+class AccrualDone:
+    rows: int  # accounts accrued by this call (0 on a re-run)
+    opened: int  # accrual rows created for new accounts
+    accrue_to: str
+
+
+def interest_accrue(
+    *, window: AccrualWindow, batch_size: int = DEFAULT_BATCH, progress: Progress = _no_progress
+) -> AccrualDone:
+    """Accrue every account's interest through ``window.accrue_to`` at its current balance.
+
+    Idempotent: rows already accrued through that day are skipped. Commits per batch.
+    """
+    opened = accrual_rows_open()
+    terms = interest_terms_in_force(on=window.business_date)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT accrued_through FROM interest_accrual WHERE accrued_through < %s",
+            [window.accrue_to],
+        )
+        starts = [row[0] for row in cursor.fetchall()]
+    factors: dict[str, list[object]] = {
+        "f_product": [],
+        "f_start": [],
+        "f_credit": [],
+        "f_debit": [],
+    }
+    for t in terms:
+        credit, debit = rate_scaled(t.credit_rate), rate_scaled(t.debit_rate)
+        for start in starts:
+            year_units = period_year_units(t.basis, start, window.accrue_to)
+            factors["f_product"].append(t.product_id)
+            factors["f_start"].append(start)
+            factors["f_credit"].append(credit * year_units)
+            factors["f_debit"].append(debit * year_units)
+    batches, total = _id_batches(batch_size)
+    done = 0
+    for lo, hi in batches:
+        if not starts:
+            break
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_ACCRUE_SQL, {**factors, "to": window.accrue_to, "lo": lo, "hi": hi})
+            done += cursor.rowcount
+        progress(done, total)
+    return AccrualDone(rows=done, opened=opened, accrue_to=window.accrue_to.isoformat())
+
+
+# Takes the whole minor units off each row and returns them as legs; bulk_post posts them in
+# the same statement. Debit interest never pushes an account past its overdraft floor: what
+# would stays accrued and is charged when there is room.
+_TAKEN_CTE = """
+taken AS (
+    UPDATE interest_accrual a
+       SET credit_units = a.credit_units - t.cr * %(units)s,
+           debit_units = a.debit_units - t.dr * %(units)s,
+           capitalised_on = %(cap_date)s
+      FROM (SELECT x.account_id, o.expense_id, o.income_id,
+                   div(x.credit_units, %(units)s) AS cr,
+                   least(div(x.debit_units, %(units)s),
+                         greatest(b.ledger_minor + b.overdraft_limit_minor, 0)) AS dr
+              FROM interest_accrual x
+              JOIN ledger_balance b ON b.account_id = x.account_id
+              JOIN accounts_account c ON c.id = x.account_id
+              JOIN unnest(%(o_branch)s::bigint[], %(o_currency)s::text[],
+                          %(o_expense)s::bigint[], %(o_income)s::bigint[])
+                   AS o(branch_id, currency, expense_id, income_id)
+                ON o.branch_id = c.branch_id AND o.currency = c.currency
+             WHERE x.account_id >= %(lo)s AND x.account_id < %(hi)s
+               AND (x.capitalised_on IS NULL OR x.capitalised_on < %(cap_date)s)
+               AND (x.credit_units >= %(units)s OR x.debit_units >= %(units)s)) t
+     WHERE a.account_id = t.account_id
+    RETURNING a.account_id, t.expense_id, t.income_id, t.cr, t.dr
+),
+"""
+
+_TAKEN_LEGS = """
+SELECT account_id, expense_id AS counter_account_id, 'C' AS side, cr AS amount_minor,
+       'interest' AS purpose
+  FROM taken
+UNION ALL
+SELECT account_id, income_id, 'D', dr, 'interest' FROM taken
+"""
+
+
+@dataclass(frozen=True)
+class CapitalisationDone:
+    accounts: int  # accounts whose interest was posted by this call
+    journals: int
+    entries: int
+    credit_minor: int  # credit interest posted (sum over currencies: for counts, not money)
+    debit_minor: int
+
+
+def interest_capitalise(
+    *,
+    window: AccrualWindow,
+    now: datetime,
+    batch_size: int = DEFAULT_BATCH,
+    progress: Progress = _no_progress,
+) -> CapitalisationDone:
+    """Post the whole minor units accrued on every account; carry the fraction.
+
+    Credit interest: D the branch's interest expense, C the customer. Debit interest: D the
+    customer, C interest income. Exactly once per business date: each batch stamps
+    ``capitalised_on`` in the statement that posts. Commits per batch.
+
+    :raises django.db.IntegrityError: if a concurrent debit left an account with less room
+        than the statement saw (the batch rolls back; re-run the step)
+    """
+    offices = interest_offices()
+    params: dict[str, object] = {
+        "units": UNITS_PER_MINOR,
+        "cap_date": window.business_date,
+        "o_branch": [o.branch_id for o in offices],
+        "o_currency": [o.currency for o in offices],
+        "o_expense": [o.expense_account_id for o in offices],
+        "o_income": [o.income_account_id for o in offices],
+    }
+    marker = {
+        "eod": {"date": window.business_date.isoformat(), "step": "interest", "key": "capitalise"}
+    }
+    batches, total = _id_batches(batch_size)
+    accounts = journals = entries = credit = debit = done = 0
+    for lo, hi in batches:
+        with transaction.atomic():
+            posted = bulk_post(
+                source_sql=_TAKEN_LEGS,
+                source_params={**params, "lo": lo, "hi": hi},
+                with_sql=_TAKEN_CTE,
+                txn_type="interest",
+                business_date=window.business_date,
+                now=now,
+                narration="Interest capitalised",
+                details=marker,
+                counter_purpose=INTEREST_PURPOSE,
+            )
+        accounts += posted.accounts
+        journals += posted.journals
+        entries += posted.entries
+        credit += posted.credit_minor
+        debit += posted.debit_minor
+        done = min(total, done + (hi - lo))
+        progress(done, total)
+    return CapitalisationDone(
+        accounts=accounts,
+        journals=journals,
+        entries=entries,
+        credit_minor=credit,
+        debit_minor=debit,
+    )

@@ -1,0 +1,177 @@
+"""Set-based posting: many accounts against their office counter accounts in one statement.
+
+Design overview: EOD books the same kind of movement (interest, periodic fees, funding) for up
+to a million accounts. ``journal_post`` is one round trip per journal, which at that scale is
+minutes of round trips; ``bulk_post`` takes a SQL *source* of legs instead and, in one
+statement, groups the legs per counter account into journals of at most ``journal_size``
+customer legs plus one aggregated counter leg, locks every balance row it touches in
+ascending account id (the lock order of ``ledger_post``, so the two cannot deadlock), inserts
+the journals and their entries with the running ``balance_after_minor``, and moves the
+balances with one ``UPDATE ... FROM``. The deferred balanced-journal trigger still checks
+every journal at commit.
+
+Why small journals: that trigger fires once per entry and re-sums the entry's whole journal,
+so a journal of n entries costs n^2 row reads at commit. A few dozen legs per journal keeps
+that near-linear while the entry count stays close to one per account.
+
+The source is any SELECT (or data-modifying statement with RETURNING, which makes "take the
+amount from the accrual row" and "post it" one atomic statement) producing columns
+``account_id bigint, counter_account_id bigint, side text ('C' credits the account, 'D'
+debits it), amount_minor bigint, purpose text``, with at most one row per account, every
+account in the currency of its counter account. Rows with a non-positive amount are ignored.
+Account rules (status, funds) are *not* checked: callers decide who is eligible and the
+balance-floor CHECK constraint remains the last line of defence. Postings made here are
+channel ``batch`` and carry ``details`` (e.g. the EOD idempotency marker) on every journal.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from django.db import connection
+
+DEFAULT_JOURNAL_SIZE = 32
+
+
+@dataclass(frozen=True, slots=True)
+class BulkPosted:
+    journals: int
+    entries: int
+    accounts: int  # distinct accounts of the source legs
+    credit_minor: int  # sum of the source legs that credit their account
+    debit_minor: int  # sum of the source legs that debit their account
+
+
+_SQL = """
+WITH {prelude}
+src AS ({source}),
+legs AS (
+    SELECT s.account_id::bigint AS account_id, s.counter_account_id::bigint AS counter_account_id,
+           s.side::text AS side, s.amount_minor::bigint AS amount_minor, s.purpose::text AS purpose,
+           (row_number() OVER (PARTITION BY s.counter_account_id ORDER BY s.account_id) - 1)
+               / %(journal_size)s AS grp
+      FROM src s
+     WHERE s.amount_minor > 0
+),
+groups AS MATERIALIZED (
+    SELECT g.counter_account_id, g.grp, g.net,
+           nextval(%(journal_seq)s) AS journal_id,
+           'T' || lpad(nextval('ledger_txn_seq')::text, 12, '0') AS txn_id
+      FROM (SELECT l.counter_account_id, l.grp,
+                   sum(CASE l.side WHEN 'C' THEN l.amount_minor ELSE -l.amount_minor END) AS net
+              FROM legs l
+          GROUP BY l.counter_account_id, l.grp
+          ORDER BY l.counter_account_id, l.grp) g
+),
+moves AS (
+    SELECT l.account_id, g.journal_id, l.side, l.amount_minor, l.purpose,
+           CASE l.side WHEN 'C' THEN l.amount_minor ELSE -l.amount_minor END AS delta
+      FROM legs l JOIN groups g USING (counter_account_id, grp)
+    UNION ALL
+    SELECT g.counter_account_id, g.journal_id, CASE WHEN g.net > 0 THEN 'D' ELSE 'C' END,
+           abs(g.net), %(counter_purpose)s, -g.net
+      FROM groups g
+     WHERE g.net <> 0
+),
+locked AS MATERIALIZED (
+    SELECT b.account_id, b.ledger_minor, b.currency
+      FROM ledger_balance b
+     WHERE b.account_id IN (SELECT m.account_id FROM moves m)
+  ORDER BY b.account_id
+       FOR NO KEY UPDATE
+),
+new_journals AS (
+    INSERT INTO ledger_journal (id, txn_id, txn_type, channel, status, business_date,
+                                entered_at, posted_at, narration, details)
+    SELECT g.journal_id, g.txn_id, %(txn_type)s, 'batch', 'posted', %(business_date)s,
+           %(now)s, %(now)s, %(narration)s, %(details)s::jsonb
+      FROM groups g
+    RETURNING 1
+),
+new_entries AS (
+    INSERT INTO ledger_entry (journal_id, account_id, side, amount_minor, currency,
+                              business_date, balance_after_minor, purpose)
+    SELECT m.journal_id, m.account_id, m.side, m.amount_minor, k.currency, %(business_date)s,
+           k.ledger_minor + sum(m.delta) OVER (PARTITION BY m.account_id ORDER BY m.journal_id
+                                               ROWS UNBOUNDED PRECEDING),
+           m.purpose
+      FROM moves m JOIN locked k ON k.account_id = m.account_id
+  ORDER BY m.journal_id
+    RETURNING 1
+),
+moved AS (
+    UPDATE ledger_balance b
+       SET ledger_minor = b.ledger_minor + d.delta
+      FROM (SELECT m.account_id, sum(m.delta) AS delta FROM moves m GROUP BY m.account_id) d
+     WHERE b.account_id = d.account_id
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM new_journals), (SELECT count(*) FROM new_entries),
+       (SELECT count(*) FROM moved), (SELECT count(DISTINCT account_id) FROM legs),
+       (SELECT coalesce(sum(amount_minor), 0) FROM legs WHERE side = 'C'),
+       (SELECT coalesce(sum(amount_minor), 0) FROM legs WHERE side = 'D')
+"""
+
+_journal_seq: str | None = None
+
+
+def _journal_sequence() -> str:
+    global _journal_seq
+    if _journal_seq is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence('ledger_journal', 'id')")
+            _journal_seq = str(cursor.fetchone()[0])
+    return _journal_seq
+
+
+def bulk_post(
+    *,
+    source_sql: str,
+    source_params: dict[str, Any],
+    txn_type: str,
+    business_date: date,
+    now: datetime,
+    narration: str,
+    details: dict[str, Any],
+    counter_purpose: str,
+    with_sql: str = "",
+    journal_size: int = DEFAULT_JOURNAL_SIZE,
+) -> BulkPosted:
+    """Post every leg of ``source_sql`` against its counter account, in one statement.
+
+    ``source_sql`` uses ``%(name)s`` placeholders filled from ``source_params`` (names must
+    not clash with this function's own: journal_size, journal_seq, counter_purpose,
+    txn_type, business_date, now, narration, details). ``with_sql`` is prepended to the
+    statement's WITH list (each CTE followed by a comma), so the source can read a
+    data-modifying CTE such as ``taken AS (UPDATE ... RETURNING ...),``. Requires the
+    caller's transaction, and holds the touched balance rows locked until it ends.
+
+    :raises django.db.IntegrityError: if a debit would pass an account's balance floor, or
+        a leg's account has no balance row (the entry would not balance its journal)
+    """
+    assert connection.in_atomic_block, "bulk_post requires the caller's transaction"
+    assert 1 <= journal_size <= 1000, "journal_size keeps the balanced trigger near-linear"
+    params = {
+        **source_params,
+        "journal_size": journal_size,
+        "journal_seq": _journal_sequence(),
+        "counter_purpose": counter_purpose,
+        "txn_type": txn_type,
+        "business_date": business_date,
+        "now": now,
+        "narration": narration,
+        "details": json.dumps(details, separators=(",", ":")),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL.format(prelude=with_sql, source=source_sql), params)
+        journals, entries, _moved, accounts, credit, debit = cursor.fetchone()
+    return BulkPosted(
+        journals=int(journals),
+        entries=int(entries),
+        accounts=int(accounts),
+        credit_minor=int(credit),
+        debit_minor=int(debit),
+    )
