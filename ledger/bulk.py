@@ -58,7 +58,7 @@ legs AS (
 ),
 groups AS MATERIALIZED (
     SELECT g.counter_account_id, g.grp, g.net,
-           nextval(%(journal_seq)s) AS journal_id,
+           nextval('{journal_seq}') AS journal_id,
            'T' || lpad(nextval('ledger_txn_seq')::text, 12, '0') AS txn_id
       FROM (SELECT l.counter_account_id, l.grp,
                    sum(CASE l.side WHEN 'C' THEN l.amount_minor ELSE -l.amount_minor END) AS net
@@ -143,7 +143,7 @@ def bulk_post(
     """Post every leg of ``source_sql`` against its counter account, in one statement.
 
     ``source_sql`` uses ``%(name)s`` placeholders filled from ``source_params`` (names must
-    not clash with this function's own: journal_size, journal_seq, counter_purpose,
+    not clash with this function's own: journal_size, counter_purpose,
     txn_type, business_date, now, narration, details). ``with_sql`` is prepended to the
     statement's WITH list (each CTE followed by a comma), so the source can read a
     data-modifying CTE such as ``taken AS (UPDATE ... RETURNING ...),``. Requires the
@@ -157,7 +157,6 @@ def bulk_post(
     params = {
         **source_params,
         "journal_size": journal_size,
-        "journal_seq": _journal_sequence(),
         "counter_purpose": counter_purpose,
         "txn_type": txn_type,
         "business_date": business_date,
@@ -166,7 +165,10 @@ def bulk_post(
         "details": json.dumps(details, separators=(",", ":")),
     }
     with connection.cursor() as cursor:
-        cursor.execute(_SQL.format(prelude=with_sql, source=source_sql), params)
+        cursor.execute(
+            _SQL.format(prelude=with_sql, source=source_sql, journal_seq=_journal_sequence()),
+            params,
+        )
         journals, entries, _moved, accounts, credit, debit = cursor.fetchone()
     return BulkPosted(
         journals=int(journals),
