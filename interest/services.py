@@ -236,3 +236,175 @@ def interest_capitalise(
         credit_minor=credit,
         debit_minor=debit,
     )
+
+
+# --- periodic fees -------------------------------------------------------------------------
+
+PERIODIC_EVENTS = ("monthly_maintenance", "below_min_balance")
+
+# The rule in force for each account is chosen exactly as ``fees.selectors`` does for one
+# account (most specific scope, then priority, then id; channel "batch" or any), but for a
+# whole batch in one statement. Amounts come from Python (flat fee and its tax, rounded once
+# with the house rounding), keyed by rule id. Every account in the batch gets its
+# ``fees_charged_on`` stamp in the statement that posts, charged or not, so a re-run skips it.
+_FEES_CTE = """
+taken AS (
+    UPDATE interest_accrual a
+       SET fees_charged_on = %(fee_date)s
+      FROM accounts_account c
+      LEFT JOIN accounts_customer cu ON cu.id = c.customer_id
+     WHERE c.id = a.account_id
+       AND a.account_id >= %(lo)s AND a.account_id < %(hi)s
+       AND (a.fees_charged_on IS NULL OR a.fees_charged_on < %(fee_date)s)
+    RETURNING a.account_id, c.customer_id, c.product_id, c.currency, c.status,
+              COALESCE(cu.segment, '') AS segment
+),
+charges AS (
+    SELECT t.account_id, amt.income_account_id, amt.tax_account_id, amt.fee_minor,
+           amt.tax_minor, b.ledger_minor, b.overdraft_limit_minor
+      FROM taken t
+      JOIN ledger_balance b ON b.account_id = t.account_id
+      CROSS JOIN unnest(%(events)s::text[]) AS ev(event)
+      CROSS JOIN LATERAL (
+          SELECT f.id FROM fees_feerule f
+           WHERE f.event = ev.event AND f.currency = t.currency
+             AND f.effective_from <= %(fee_date)s
+             AND (f.effective_to IS NULL OR f.effective_to > %(fee_date)s)
+             AND (f.product_id IS NULL OR f.product_id = t.product_id)
+             AND f.channel IN ('', 'batch')
+             AND f.segment IN ('', t.segment)
+           ORDER BY (f.product_id IS NOT NULL)::int + (f.channel <> '')::int
+                    + (f.segment <> '')::int DESC, f.priority, f.id
+           LIMIT 1) rule
+      JOIN unnest(%(r_id)s::bigint[], %(r_fee)s::bigint[], %(r_tax)s::bigint[],
+                  %(r_income)s::bigint[], %(r_tax_account)s::bigint[])
+           AS amt(rule_id, fee_minor, tax_minor, income_account_id, tax_account_id)
+        ON amt.rule_id = rule.id
+     WHERE t.status = 'active'
+       AND (ev.event = 'monthly_maintenance'
+            OR (b.min_balance_minor > 0 AND b.ledger_minor < b.min_balance_minor))
+       AND NOT EXISTS (
+           SELECT 1 FROM fees_feewaiver w
+            WHERE (w.account_id = t.account_id OR w.customer_id = t.customer_id)
+              AND w.event IN ('', ev.event)
+              AND w.valid_from <= %(fee_date)s AND w.expires_on > %(fee_date)s)
+),
+payable AS (
+    SELECT ch.* FROM charges ch
+     WHERE ch.account_id IN (
+         SELECT x.account_id FROM charges x
+       GROUP BY x.account_id, x.ledger_minor, x.overdraft_limit_minor
+         HAVING x.ledger_minor - sum(x.fee_minor + x.tax_minor) >= -x.overdraft_limit_minor)
+),
+"""
+
+_FEES_LEGS = """
+SELECT account_id, income_account_id AS counter_account_id, 'D' AS side,
+       fee_minor AS amount_minor, 'fee' AS purpose
+  FROM payable
+UNION ALL
+SELECT account_id, tax_account_id, 'D', tax_minor, 'fee_tax' FROM payable WHERE tax_minor > 0
+"""
+
+
+@dataclass(frozen=True)
+class PeriodicFeesDone:
+    accounts: int  # accounts stamped by this call (charged or not)
+    charged_accounts: int
+    fee_minor: int  # fees and their tax debited (summed over currencies: for counts)
+    journals: int
+    rules: int  # flat rules in force for the periodic events
+    skipped_rules: list[int]  # rules in force whose calculation is not flat (not charged)
+
+
+def periodic_fees_charge(
+    *,
+    window: AccrualWindow,
+    now: datetime,
+    batch_size: int = DEFAULT_BATCH,
+    progress: Progress = _no_progress,
+) -> PeriodicFeesDone:
+    """Charge monthly maintenance and below-minimum-balance fees, once per business date.
+
+    Only on a month's last business day. The fee engine's rules, scopes and waivers decide
+    who pays what; flat rules only (a percentage of what? a monthly fee has no movement to
+    take a percentage of), and an account that cannot pay without passing its overdraft
+    floor is not charged. Commits per batch.
+    """
+    from banksim.core.money import Money
+    from fees.calculators import tax_on
+    from fees.models import FeeRule
+
+    if not window.month_end:
+        return PeriodicFeesDone(0, 0, 0, 0, 0, [])
+    accrual_rows_open()  # the stamp lives on the accrual row
+    day = window.business_date
+    in_force = FeeRule.objects.filter(event__in=PERIODIC_EVENTS, effective_from__lte=day).exclude(
+        effective_to__lte=day
+    )
+    r: dict[str, list[object]] = {
+        "r_id": [],
+        "r_fee": [],
+        "r_tax": [],
+        "r_income": [],
+        "r_tax_account": [],
+    }
+    skipped: list[int] = []
+    for rule in in_force.order_by("id"):
+        if rule.calc_type != "flat":
+            skipped.append(rule.pk)
+            continue
+        fee = rule.flat_minor
+        if rule.min_fee_minor is not None:
+            fee = max(fee, rule.min_fee_minor)
+        if rule.max_fee_minor is not None:
+            fee = min(fee, rule.max_fee_minor)
+        tax = tax_on(Money.from_minor(fee, rule.currency), rule.tax_rate_percent).minor
+        r["r_id"].append(rule.pk)
+        r["r_fee"].append(fee)
+        r["r_tax"].append(tax)
+        r["r_income"].append(rule.income_account_id)
+        r["r_tax_account"].append(rule.tax_account_id)
+    marker = {"eod": {"date": day.isoformat(), "step": "periodic_fees", "key": "charge"}}
+    batches, total = _id_batches(batch_size)
+    accounts = charged = amount = journals = done = 0
+    for lo, hi in batches:
+        with transaction.atomic():
+            posted = bulk_post(
+                source_sql=_FEES_LEGS,
+                source_params={
+                    **r,
+                    "fee_date": day,
+                    "events": list(PERIODIC_EVENTS),
+                    "lo": lo,
+                    "hi": hi,
+                },
+                with_sql=_FEES_CTE,
+                txn_type="fee",
+                business_date=day,
+                now=now,
+                narration="Periodic fees",
+                details=marker,
+                counter_purpose="fee",
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM interest_accrual WHERE fees_charged_on = %s "
+                    "AND account_id >= %s AND account_id < %s",
+                    [day, lo, hi],
+                )
+                stamped = cursor.fetchone()[0]
+        accounts += stamped
+        charged += posted.accounts
+        amount += posted.debit_minor
+        journals += posted.journals
+        done = min(total, done + (hi - lo))
+        progress(done, total)
+    return PeriodicFeesDone(
+        accounts=accounts,
+        charged_accounts=charged,
+        fee_minor=amount,
+        journals=journals,
+        rules=len(r["r_id"]),
+        skipped_rules=skipped,
+    )

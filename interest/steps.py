@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from eod.steps import StepContext, StepOutcome
 from interest.selectors import accrual_window
-from interest.services import interest_accrue, interest_capitalise
+from interest.services import interest_accrue, interest_capitalise, periodic_fees_charge
 
 
 def accrue_and_capitalise(ctx: StepContext) -> StepOutcome:
@@ -29,3 +29,21 @@ def accrue_and_capitalise(ctx: StepContext) -> StepOutcome:
         )
         rows += posted.accounts
     return StepOutcome(rows=rows, summary=summary)
+
+
+def periodic_fees(ctx: StepContext) -> StepOutcome:
+    """On a month's last business day, charge monthly and below-minimum-balance fees."""
+    window = accrual_window(calendar_code=ctx.calendar_code, business_date=ctx.business_date)
+    done = periodic_fees_charge(window=window, now=ctx.now, progress=ctx.progress)
+    return StepOutcome(
+        rows=done.accounts,
+        summary={
+            "month_end": window.month_end,
+            "accounts": done.accounts,
+            "charged_accounts": done.charged_accounts,
+            "fees_and_tax_minor": done.fee_minor,
+            "journals": done.journals,
+            "rules": done.rules,
+            "skipped_non_flat_rules": done.skipped_rules,
+        },
+    )
