@@ -24,7 +24,10 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     database_drop,
@@ -73,6 +76,7 @@ def seed_static() -> dict[str, int]:
                 ("10100", "Cash", GLSubHead.Category.ASSET),
                 ("50100", "Interest expense", GLSubHead.Category.EXPENSE),
                 ("40200", "Interest income", GLSubHead.Category.INCOME),
+                ("40100", "Fee income", GLSubHead.Category.INCOME),
             ]
         }
         products = {}
@@ -104,6 +108,7 @@ def seed_static() -> dict[str, int]:
         (Account.OfficeRole.VAULT_CASH, "10100"),
         (Account.OfficeRole.INTEREST_EXPENSE, "50100"),
         (Account.OfficeRole.INTEREST_INCOME, "40200"),
+        (Account.OfficeRole.FEE_INCOME, "40100"),
     ]:
         office[role] = office_account_open(
             product_code="OAB-USD",
@@ -114,6 +119,24 @@ def seed_static() -> dict[str, int]:
             business_date=BUSINESS_DATE,
             now=now,
         ).pk
+    from banksim.core.money import Money
+    from fees.services import fee_rule_create
+    from fees.specs import FeeRuleSpec
+
+    # Current accounts pay 1.00 a month; savings accounts nothing.
+    fee_rule_create(
+        spec=FeeRuleSpec(
+            name="Monthly maintenance",
+            event="monthly_maintenance",
+            currency=CURRENCY,
+            product_id=products["CAA-USD"].pk,
+            calc_type="flat",
+            flat_fee=Money.from_minor(100, CURRENCY),
+            income_account_id=office[Account.OfficeRole.FEE_INCOME],
+            effective_from=date(2020, 1, 1),
+        ),
+        actor=None,
+    )
     return {
         "branch": branch.pk,
         "sba": products["SBA-USD"].pk,
@@ -139,7 +162,7 @@ def seed_accounts(n: int, ids: dict[str, int]) -> None:
                    SELECT 'E' || lpad(i::text, 9, '0'), 'individual', 'Bench', 'Customer' || i,
                           '', DATE '1985-05-17', 'national_id', 'EOD' || i, '', '', '',
                           'verified', %(opened)s, 'low', 'retail', %(branch)s, now()
-                     FROM generate_series(%(lo)s, %(hi)s) AS i""",
+                     FROM generate_series(%(lo)s::int, %(hi)s::int) AS i""",
                 p,
             )
             # Every tenth account is a current account; the customer ids follow i's order.
@@ -151,7 +174,7 @@ def seed_accounts(n: int, ids: dict[str, int]) -> None:
                           'Bench Customer' || i, c.id, %(branch)s,
                           CASE WHEN i %% 10 = 0 THEN %(caa)s ELSE %(sba)s END, 'USD', 'active',
                           '', '', now(), %(opened)s
-                     FROM generate_series(%(lo)s, %(hi)s) AS i
+                     FROM generate_series(%(lo)s::int, %(hi)s::int) AS i
                      JOIN accounts_customer c ON c.cif_id = 'E' || lpad(i::text, 9, '0')""",
                 p,
             )
@@ -231,7 +254,12 @@ def run(args: argparse.Namespace) -> int:
         from django.utils import timezone
 
         from interest.selectors import accrual_window
-        from interest.services import accrual_rows_open, interest_accrue, interest_capitalise
+        from interest.services import (
+            accrual_rows_open,
+            interest_accrue,
+            interest_capitalise,
+            periodic_fees_charge,
+        )
         from ledger.selectors import ledger_violations
 
         now = timezone.now()
@@ -280,11 +308,19 @@ def run(args: argparse.Namespace) -> int:
                 progress=progress_printer("capitalise", time.perf_counter()),
             )
         )
+        fees, t_fees = timed(
+            lambda: periodic_fees_charge(
+                window=window,
+                now=now,
+                progress=progress_printer("fees", time.perf_counter()),
+            )
+        )
         eod_seconds = time.perf_counter() - eod_start
         rerun, t_rerun = timed(
             lambda: (
                 interest_accrue(window=window).rows,
                 interest_capitalise(window=window, now=now).accounts,
+                periodic_fees_charge(window=window, now=now).charged_accounts,
             )
         )
         violations, t_verify = timed(ledger_violations)
@@ -303,7 +339,13 @@ def run(args: argparse.Namespace) -> int:
                 t_cap,
                 posted.accounts / t_cap if t_cap else 0.0,
             ],
-            ["re-run of both (must post nothing)", sum(rerun), t_rerun, None],
+            [
+                f"EOD periodic fees ({fees.charged_accounts:,} charged)",
+                fees.accounts,
+                t_fees,
+                fees.accounts / t_fees if t_fees else 0.0,
+            ],
+            ["re-run of all three (must post nothing)", sum(rerun), t_rerun, None],
             ["ledger_violations()", len(violations), t_verify, None],
         ]
         print()
