@@ -81,6 +81,9 @@ UPDATE interest_accrual a
    AND a.accrued_through < %(to)s
    AND b.account_id = a.account_id
    AND c.id = a.account_id
+   -- The same range on every table lets each be read by an index range scan, not in full.
+   AND b.account_id >= %(lo)s AND b.account_id < %(hi)s
+   AND c.id >= %(lo)s AND c.id < %(hi)s
    AND f.product_id = c.product_id AND f.start_on = a.accrued_through
 """
 
@@ -154,6 +157,8 @@ taken AS (
                    AS o(branch_id, currency, expense_id, income_id)
                 ON o.branch_id = c.branch_id AND o.currency = c.currency
              WHERE x.account_id >= %(lo)s AND x.account_id < %(hi)s
+               AND b.account_id >= %(lo)s AND b.account_id < %(hi)s
+               AND c.id >= %(lo)s AND c.id < %(hi)s
                AND (x.capitalised_on IS NULL OR x.capitalised_on < %(cap_date)s)
                AND (x.credit_units >= %(units)s OR x.debit_units >= %(units)s)) t
      WHERE a.account_id = t.account_id
