@@ -444,6 +444,7 @@ def outbox_drain(
                     breaker.record_failure()
                     report.errors.append(str(exc))
                     continue
+                breaker.record_success()
             result = outbox_publish_batch(
                 publisher=publisher, config=config, now=now, after_publish=after_publish
             )
@@ -452,8 +453,10 @@ def outbox_drain(
             if result.error:
                 breaker.record_failure()
                 continue
-            breaker.record_success()
             if result.claimed:
+                # Only a confirmed publish says the broker is back; an empty claim (every
+                # lane still backing off) says nothing about it.
+                breaker.record_success()
                 idle_since = None
                 if result.claimed < config.batch_size:
                     sleep(config.poll_seconds)

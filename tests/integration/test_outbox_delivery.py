@@ -114,6 +114,9 @@ class TestBrokerOutage:
             breaker=breaker,
             backoff_base_seconds=0.01,
             max_seconds=5.0,
+            # Keep trying through the lanes' back-off until the breaker opens (or the
+            # deadline passes), instead of stopping at the first moment nothing is due.
+            linger_seconds=None,
         )
 
         assert down.published == 0 and down.failed_batches >= 1
