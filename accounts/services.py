@@ -28,6 +28,7 @@ from accounts.models import (
 from audit.services import audit_record
 from banksim.core.errors import BusinessRuleViolation, Conflict, InvalidInput, NotFound
 from outbox import events as outbox_events
+from outbox.nudge import nudge_on_commit
 from outbox.services import outbox_enqueue
 
 
@@ -701,6 +702,18 @@ def accounts_mark_dormant(*, business_date: date, now: datetime) -> list[int]:
     columns = _history_columns()
     reason = f"dormant: no customer activity (EOD {business_date.isoformat()})"
     select_list = ", ".join(f"u.{c}" for c in columns)
+    # ``account.dormant`` per account, in this statement: the event commits with the change,
+    # and a re-run that marks nothing announces nothing. Counters are taken in account id order.
+    dormant_event = outbox_events.enqueue_sql(
+        outbox_events.EventType.ACCOUNT_DORMANT,
+        aggregate_id="s.account_number",
+        time="%(now)s",
+        business_date="%(day)s",
+        data="""jsonb_build_object(
+            'account_number', s.account_number, 'account_id', s.id, 'kind', s.kind,
+            'currency', s.currency, 'status', s.status, 'freeze_type', s.freeze_type,
+            'reason', %(reason)s::text, 'actor', NULL)""",
+    )
     sql = f"""
 WITH terms AS (
     SELECT DISTINCT ON (product_id) product_id, dormancy_days
@@ -727,7 +740,9 @@ WITH terms AS (
             history_user_id)
     SELECT {select_list}, %(now)s, %(short_reason)s, '~', NULL FROM u
 )
-SELECT id, account_number FROM u ORDER BY id
+SELECT s.id, s.account_number, {dormant_event}
+  FROM (SELECT * FROM u ORDER BY id) s
+ ORDER BY s.id
 """
     with connection.cursor() as cursor:
         cursor.execute(
@@ -736,10 +751,11 @@ SELECT id, account_number FROM u ORDER BY id
         )
         rows = cursor.fetchall()
     if rows:
+        nudge_on_commit()
         audit_record(
             action="account.dormancy_marked",
             object_type="eod",
             object_id=business_date.isoformat(),
-            details={"count": len(rows), "accounts": [number for _, number in rows[:100]]},
+            details={"count": len(rows), "accounts": [number for _, number, _ in rows[:100]]},
         )
-    return [pk for pk, _ in rows]
+    return [pk for pk, _, _ in rows]

@@ -56,6 +56,7 @@ from ledger.models import (
 from ledger.posting import Leg, journal_post
 from limits.services import limit_consume, limit_release, records_limit_breaches
 from outbox import events as outbox_events
+from outbox.nudge import nudge_on_commit
 from outbox.services import outbox_enqueue
 
 TxnType = Journal.TxnType
@@ -885,6 +886,18 @@ def holds_expire(*, business_date: date, now: datetime) -> int:
     assert connection.in_atomic_block, "holds_expire requires the caller's transaction"
     due = "status = 'active' AND expires_on <= %(day)s AND journal_id IS NULL"
     columns = _hold_history_columns()
+    # ``hold.released`` (status expired) per hold, in the same statement, after the balance
+    # locks above (they serialise the account's events); a re-run expires and announces nothing.
+    expired_event = outbox_events.enqueue_sql(
+        outbox_events.EventType.HOLD_RELEASED,
+        aggregate_id="s.account_number",
+        time="%(now)s",
+        business_date="%(day)s",
+        data=f"""jsonb_build_object(
+            'hold_id', s.id, 'account_number', s.account_number,
+            'amount', {outbox_events.wire_amount_sql("s.amount_minor", "s.currency")},
+            'currency', s.currency, 'status', 'expired', 'txn_id', NULL, 'actor', NULL)""",
+    )
     sql = f"""
 WITH x AS (
     UPDATE ledger_hold SET status = 'expired', released_at = %(now)s, released_by_id = NULL
@@ -900,7 +913,12 @@ WITH x AS (
             history_user_id)
     SELECT {", ".join("x." + c for c in columns)}, %(now)s, %(reason)s, '~', NULL FROM x
 )
-SELECT count(*) FROM x
+SELECT count(e.id) FROM (
+    SELECT {expired_event} AS id
+      FROM (SELECT x.id, x.amount_minor, x.currency, a.account_number
+              FROM x JOIN accounts_account a ON a.id = x.account_id
+             ORDER BY x.account_id, x.id) s
+) e
 """
     params = {"day": business_date, "now": now, "reason": f"expired (EOD {business_date})"}
     with connection.cursor() as cursor:
@@ -913,6 +931,7 @@ SELECT count(*) FROM x
         cursor.execute(sql, params)
         expired = int(cursor.fetchone()[0])
     if expired:
+        nudge_on_commit()
         audit_record(
             action="hold.expired",
             object_type="eod",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
-from banksim.core.money import Money, currency_exponent
+from banksim.core.money import CURRENCY_EXPONENTS, Money, currency_exponent
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -105,6 +105,29 @@ class Event:
     @property
     def aggregate_type(self) -> str:
         return CATALOGUE[self.type][1]
+
+
+def enqueue_sql(
+    event_type: str, *, aggregate_id: str, time: str, business_date: str, data: str
+) -> str:
+    """An ``outbox_enqueue(...)`` call for set-based services that write events in SQL.
+
+    The arguments are SQL expressions (columns or placeholders); the sequence is always the
+    aggregate's counter. Bulk EOD statements select this once per changed row, so their
+    events commit with the change and cost no round trip.
+    """
+    source, aggregate_type = CATALOGUE[event_type]
+    return (
+        f"outbox_enqueue('{event_type}', '{source}', '{aggregate_type}', {aggregate_id}, NULL,"
+        f" {time}, {business_date}, {data})"
+    )
+
+
+def wire_amount_sql(minor: str, currency: str) -> str:
+    """SQL rendering ``minor`` units of ``currency`` as ``Money.to_wire`` does ("100.50")."""
+    cases = " ".join(f"WHEN '{code}' THEN {exp}" for code, exp in CURRENCY_EXPONENTS.items())
+    exponent = f"(CASE {currency} {cases} ELSE 2 END)"
+    return f"round({minor}::numeric / power(10::numeric, {exponent}), {exponent})::text"
 
 
 def _who(actor: AbstractBaseUser | None) -> str | None:

@@ -1,0 +1,126 @@
+"""End of day announces what its bulk statements change, in the statements' own transactions.
+
+Each event is written by the set-based statement that makes the change, so a step that is
+killed and resumed, or re-run, announces each change exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from accounts import services as account_services
+from accounts.models import Account
+from banksim.core.money import Money
+from eod.models import EodRun
+from eod.services import SimulatedKill, eod_run
+from ledger.models import Hold
+from ledger.services import hold_place
+from outbox.models import OutboxEvent
+from tests.factories import CustomerFactory
+
+pytestmark = pytest.mark.django_db
+
+DAY = dt.date(2026, 11, 30)
+NOW = dt.datetime(2026, 11, 30, 22, 0, tzinfo=dt.UTC)
+
+
+def run_eod() -> EodRun:
+    return eod_run(calendar_code="MAIN", now=NOW)
+
+
+def idle_since(bank, day: dt.date) -> Account:
+    customer = CustomerFactory(home_branch=bank.branch)
+    return account_services.account_open(
+        customer_id=customer.pk,
+        product_code="SBA-USD",
+        branch_id=bank.branch.pk,
+        actor=None,
+        business_date=day,
+        now=timezone.now(),
+    )
+
+
+def hold_due_today(account: Account, amount: str) -> Hold:
+    return hold_place(
+        account_id=account.pk,
+        amount=Money.parse(amount, account.currency),
+        reason="card auth",
+        expires_on=DAY,
+        actor=None,
+        business_date=dt.date(2026, 11, 20),
+        now=timezone.now(),
+    )
+
+
+def events(event_type: str, account: Account) -> list[OutboxEvent]:
+    return list(
+        OutboxEvent.objects.filter(
+            type=event_type, aggregate_type="account", aggregate_id=account.account_number
+        ).order_by("id")
+    )
+
+
+@pytest.fixture
+def world(bank, funded_account) -> dict[str, object]:
+    # SBA-USD terms: 730 days dormancy; 2024-11-30 + 730 days = 2026-11-30.
+    sleeper = idle_since(bank, dt.date(2024, 11, 30))
+    saver = funded_account("100.00")
+    expiring = hold_due_today(saver, "30.00")
+    return {"sleeper": sleeper, "saver": saver, "expiring": expiring}
+
+
+class TestHoldsAndDormancyEvents:
+    def test_an_account_marked_dormant_is_announced_once_with_its_new_status(self, world):
+        sleeper = world["sleeper"]
+
+        run = run_eod()
+
+        assert run.status == EodRun.Status.DONE, run.error
+        [dormant] = events("banksim.account.dormant", sleeper)
+        assert dormant.source == "/banksim/accounts"
+        assert dormant.business_date == DAY and dormant.time >= NOW
+        assert dormant.data["account_number"] == sleeper.account_number
+        assert dormant.data["account_id"] == sleeper.pk
+        assert dormant.data["status"] == "dormant" and dormant.data["actor"] is None
+        assert dormant.data["reason"].startswith("dormant: no customer activity")
+        previous = OutboxEvent.objects.filter(
+            aggregate_type="account", aggregate_id=sleeper.account_number
+        ).exclude(pk=dormant.pk)
+        assert dormant.sequence == max(e.sequence for e in previous) + 1
+
+    def test_an_expired_hold_is_announced_once_as_released_with_status_expired(self, world):
+        saver, expiring = world["saver"], world["expiring"]
+
+        run_eod()
+
+        [released] = events("banksim.hold.released", saver)
+        assert released.source == "/banksim/ledger"
+        assert released.data == {
+            "hold_id": expiring.pk,
+            "account_number": saver.account_number,
+            "amount": "30.00",
+            "currency": "USD",
+            "status": "expired",
+            "txn_id": None,
+            "actor": None,
+        }
+        placed = events("banksim.hold.placed", saver)[-1]
+        assert released.sequence > placed.sequence
+
+    def test_a_run_killed_after_the_step_announces_each_change_once_on_resume(
+        self, settings, world
+    ):
+        settings.EOD_TEST_KILL_POINT = "holds_and_dormancy:end"
+        with pytest.raises(SimulatedKill):
+            run_eod()
+        settings.EOD_TEST_KILL_POINT = None
+
+        resumed = run_eod()
+
+        assert resumed.status == EodRun.Status.DONE, resumed.error
+        assert resumed.steps.get(name="holds_and_dormancy").attempts == 2
+        assert len(events("banksim.account.dormant", world["sleeper"])) == 1
+        assert len(events("banksim.hold.released", world["saver"])) == 1
