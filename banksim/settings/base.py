@@ -136,6 +136,7 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 AUDIT_REQUEST_PATH_PREFIXES = ("/api/", "/admin/")
 AUDIT_TRUSTED_PROXIES = env.int("AUDIT_TRUSTED_PROXIES", default=0)
 AUDIT_SEAL_INTERVAL_SECONDS = env.float("AUDIT_SEAL_INTERVAL_SECONDS", default=10.0)
+AUDIT_BENCH_SKIP_DECISIONS = False  # only bench/transfers.py sets it, in its own process
 
 # Celery: the broker is RabbitMQ or Redis in production, an on-disk transport in the embedded run.
 CELERY_BROKER_URL = env.str("BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
