@@ -1,6 +1,6 @@
 """Transfer throughput against pgbench on the same server.
 
-Usage (from the repository root, about 3 minutes with the defaults)::
+Usage (from the repository root, about 4 minutes with the defaults)::
 
     .venv/bin/python bench/transfers.py            # full run, drops its databases at the end
     .venv/bin/python bench/transfers.py --help     # durations, scale, what to skip, --keep
@@ -13,9 +13,12 @@ Phases, each a fixed window after a warm-up:
 3. The same through HTTP (``POST /api/v1/transfers``, token auth, one Idempotency-Key per
    request) served by gunicorn sync workers, driven by 8 client processes.
 4. A hot account: every transfer debits the same account, 8 worker processes.
+5. Service c8 without and with the outbox event and audit decision rows, alternating rounds.
+6. Service c8 without and with one fee rule and one limit rule in force, alternating rounds.
 
-Then ``ledger_violations()`` must come back empty. The last line printed is the ``RESULT`` line
-(ratios are each phase's transfers/s over pgbench's tps).
+Then ``ledger_violations()`` must come back empty. The last lines printed are a ``SUMMARY`` line
+(the outbox and audit cost) and the ``RESULT`` line (ratios are each phase's transfers/s over
+pgbench's tps; ``fees_limits_cost`` is 1 - service c8 tps with the rules / without them).
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ import json
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +73,9 @@ CURRENCY = "USD"
 # Transfers move 0.01-1.00; the maker-checker threshold (1,000,000.00 by default) is far away.
 MAX_TRANSFER_MINOR = 100
 FUNDING_CHUNK = 500  # legs per funding journal: ledger_post's per-account check is O(legs²)
+FEE = "0.10"
+# Per account per day; a worker moves at most ~1.00 per transfer, so it never refuses.
+LIMIT = "1000000.00"
 
 
 @dataclass(frozen=True)
@@ -239,6 +246,92 @@ def seed_bank(*, accounts: int, funding_minor: int, hot_funding_minor: int) -> S
         hot_account_number=hot.account_number,
         teller_id=teller.pk,
         token=token.key,
+    )
+
+
+# --- fee and limit rules --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchRules:
+    fee_rule_id: int
+    limit_rule_id: int
+
+
+def rules_create(bank: SeededBank) -> BenchRules:
+    """One flat transfer fee and one daily amount limit on the savings product, through the
+    services, both in force; ``rules_switch`` turns them off and on between rounds.
+
+    The fee is credited to a fee-income office account opened here (the seed has none). The
+    limit is far above what a run can move, so it is checked and consumed on every transfer
+    but never refuses: the phase prices the checks, not the refusals.
+    """
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from accounts.models import Account, Branch, Product
+    from accounts.services import office_account_open
+    from banksim.core.money import Money
+    from fees.services import fee_rule_create
+    from fees.specs import FeeRuleSpec
+    from limits.services import LimitRuleSpec, limit_rule_create
+
+    now = timezone.now()
+    actor = User.objects.get(pk=bank.teller_id)
+    savings = Product.objects.get(code=f"SBA-{CURRENCY}")
+    income = office_account_open(
+        product_code=f"OAB-{CURRENCY}",
+        branch_id=Branch.objects.get(sol_code="0001").pk,
+        office_role=Account.OfficeRole.FEE_INCOME,
+        title="Fee income (benchmark)",
+        business_date=BUSINESS_DATE,
+        now=now,
+    )
+    fee = fee_rule_create(
+        spec=FeeRuleSpec(
+            name="Bench transfer fee",
+            event="transfer_out",
+            currency=CURRENCY,
+            calc_type="flat",
+            flat_fee=Money.parse(FEE, CURRENCY),
+            income_account_id=income.pk,
+            # A day early, so switching off (``effective_to`` = the business date) is valid.
+            effective_from=BUSINESS_DATE - timedelta(days=1),
+            product_id=savings.pk,
+            channel="api",
+        ),
+        actor=actor,
+    )
+    limit = limit_rule_create(
+        spec=LimitRuleSpec(
+            currency=CURRENCY,
+            max_amount=Money.parse(LIMIT, CURRENCY),
+            product_id=savings.pk,
+            name="Bench daily transfer limit",
+        ),
+        actor=actor,
+        now=now,
+    )
+    return BenchRules(fee_rule_id=fee.pk, limit_rule_id=limit.pk)
+
+
+def rules_switch(rules: BenchRules, *, on: bool) -> None:
+    """Put both rules in force or out of force on the benchmark's business date."""
+    from django.utils import timezone
+
+    from fees.services import fee_rule_update
+    from limits.services import LimitRuleChanges, limit_rule_update
+
+    fee_rule_update(
+        rule_id=rules.fee_rule_id,
+        changes={"effective_to": None if on else BUSINESS_DATE},
+        actor=None,
+    )
+    limit_rule_update(
+        rule_id=rules.limit_rule_id,
+        changes=LimitRuleChanges(is_active=on),
+        actor=None,
+        now=timezone.now(),
     )
 
 
@@ -493,9 +586,111 @@ def _pgbench_cpu_row(name: str, result: PgbenchResult) -> list[object]:
     ]
 
 
+def fmt_cost(comparison: Comparison | None) -> str:
+    cost = comparison.cost if comparison is not None else None
+    return "n/a" if cost is None else f"{cost:.3f}"
+
+
 def _pgbench_failures(output: str) -> str:
     found = re.search(r"number of failed transactions: ([0-9]+)", output)
     return f"failed x{found.group(1)}" if found and found.group(1) != "0" else "-"
+
+
+# --- without/with comparisons ----------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    """Alternating rounds of the same service phase without and with one thing switched on."""
+
+    label: str
+    without: list[PhaseResult]
+    with_: list[PhaseResult]
+
+    @property
+    def tps_without(self) -> float | None:
+        return _median_tps(self.without)
+
+    @property
+    def tps_with(self) -> float | None:
+        return _median_tps(self.with_)
+
+    @property
+    def cost(self) -> float | None:
+        """1 - tps with / tps without: the share of throughput the switched-on thing costs."""
+        off, on = self.tps_without, self.tps_with
+        return None if not off or on is None else 1 - on / off
+
+
+def _median_tps(phases: list[PhaseResult]) -> float | None:
+    return statistics.median(p.tps for p in phases) if phases else None
+
+
+def compare(
+    args: argparse.Namespace,
+    bank: SeededBank,
+    *,
+    label: str,
+    switch: Any,
+    seed: int,
+) -> Comparison:
+    """Run ``args.rounds`` service phases each way, ``switch(on)`` before each.
+
+    Rounds go without-with, then with-without (ABBA), so a drift in the machine's load over
+    the run weighs on both sides alike.
+    """
+    top = args.worker_counts[-1]
+    result = Comparison(label=label, without=[], with_=[])
+    for round_no in range(args.rounds):
+        order = (False, True) if round_no % 2 == 0 else (True, False)
+        for on in order:
+            switch(on)
+            close_db_connections()
+            side = "with" if on else "without"
+            log(f"service c{top} {side} {label} (round {round_no + 1}/{args.rounds})")
+            phase = run_phase(
+                name=f"service {side} {label}",
+                workers=top,
+                factory=service_factory(bank, hot=False, seed=seed + round_no),
+                warmup=args.warmup,
+                duration=args.duration,
+                cpu_groups=service_cpu_groups(args.db),
+            )
+            (result.with_ if on else result.without).append(phase)
+    return result
+
+
+def outbox_audit_switch(on: bool) -> None:
+    """Write (True) or skip (False) the posting's outbox event and audit decision row.
+
+    Only this process's settings change; the phase's workers are forked from it.
+    """
+    from django.conf import settings
+
+    settings.OUTBOX_BENCH_SKIP_POSTING_EVENTS = not on
+    settings.AUDIT_BENCH_SKIP_DECISIONS = not on
+
+
+def _comparison_rows(comparison: Comparison, ref: float | None) -> list[list[object]]:
+    rows: list[list[object]] = []
+    for side, phases, tps in (
+        ("without", comparison.without, comparison.tps_without),
+        ("with", comparison.with_, comparison.tps_with),
+    ):
+        if not phases:
+            continue
+        rows.append(
+            [
+                f"service {side} {comparison.label} (median of {len(phases)})",
+                phases[0].workers,
+                "n/a" if tps is None else round(tps, 1),
+                f"{statistics.median(p.p(50) for p in phases):.2f}",
+                f"{statistics.median(p.p(99) for p in phases):.2f}",
+                fmt_ratio(tps, ref),
+                "; ".join(e for p in phases if (e := p.errors_text()) != "-") or "-",
+            ]
+        )
+    return rows
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -514,13 +709,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--clients", type=int, default=8, help="HTTP, hot and pgbench concurrency")
     p.add_argument("--gunicorn-workers", type=int, default=4)
-    p.add_argument("--duration", type=float, default=20.0, help="measured seconds per phase")
-    p.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds per phase")
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds per phase")
+    p.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds per phase")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds of each side (without, with) of the outbox/audit and fees/limits phases",
+    )
     p.add_argument("--pgbench-scale", type=int, default=10)
-    p.add_argument("--pgbench-seconds", type=int, default=20)
+    p.add_argument("--pgbench-seconds", type=int, default=10)
     p.add_argument("--skip-pgbench", action="store_true")
     p.add_argument("--skip-http", action="store_true")
     p.add_argument("--skip-hot", action="store_true")
+    p.add_argument(
+        "--skip-outbox-audit",
+        action="store_true",
+        help="skip service c8 without/with the outbox event and audit decision rows",
+    )
+    p.add_argument(
+        "--skip-fees-limits",
+        action="store_true",
+        help="skip service c8 without/with one fee rule and one limit rule",
+    )
     p.add_argument(
         "--skip-sql-ceiling",
         action="store_true",
@@ -531,6 +742,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.worker_counts = sorted({int(w) for w in args.workers.split(",") if w.strip()})
     if args.accounts < 3 or not args.worker_counts or min(args.worker_counts) < 1:
         p.error("need at least 3 accounts and worker counts >= 1")
+    if args.rounds < 1:
+        p.error("need at least 1 round")
     return args
 
 
@@ -603,6 +816,31 @@ def run(args: argparse.Namespace) -> int:
             )
             phases.append(hot)
 
+        outbox_audit: Comparison | None = None
+        if not args.skip_outbox_audit:
+            try:
+                outbox_audit = compare(
+                    args,
+                    bank,
+                    label="outbox+audit",
+                    switch=outbox_audit_switch,
+                    seed=args.seed + 200,
+                )
+            finally:
+                outbox_audit_switch(True)
+
+        fees_limits: Comparison | None = None
+        if not args.skip_fees_limits:
+            log(f"fees/limits: a flat {FEE} {CURRENCY} transfer fee, a {LIMIT} daily limit")
+            rules = rules_create(bank)
+            fees_limits = compare(
+                args,
+                bank,
+                label="fees+limits",
+                switch=lambda on: rules_switch(rules, on=on),
+                seed=args.seed + 300,
+            )
+
         ceiling: PgbenchResult | None = None
         if not args.skip_sql_ceiling:
             log(f"sql ceiling: ledger_post alone via pgbench, {c} clients")
@@ -633,6 +871,9 @@ def run(args: argparse.Namespace) -> int:
                 phase.errors_text(),
             ]
         )
+    for comparison in (outbox_audit, fees_limits):
+        if comparison is not None:
+            rows.extend(_comparison_rows(comparison, ref))
     if ceiling:
         rows.append(
             [
@@ -690,7 +931,19 @@ def run(args: argparse.Namespace) -> int:
     def tps_of(phase: PhaseResult | None) -> float | None:
         return None if phase is None or phase.skipped else phase.tps
 
+    for comparison, what in (
+        (outbox_audit, "the outbox event and audit decision row"),
+        (fees_limits, "one fee rule and one limit rule"),
+    ):
+        if comparison is not None:
+            log(
+                f"service c{top}: {fmt_number(comparison.tps_without)} tps without {what},"
+                f" {fmt_number(comparison.tps_with)} with; cost"
+                f" {fmt_number(comparison.cost * 100 if comparison.cost is not None else None)} %"
+            )
+
     service_tps = tps_of(service[top])
+    log(f"SUMMARY outbox_audit_cost={fmt_cost(outbox_audit)}")
     http_tps = tps_of(http)
     hot_tps = tps_of(hot)
     log(
@@ -701,6 +954,7 @@ def run(args: argparse.Namespace) -> int:
         f" ratio_service={fmt_ratio(service_tps, ref)}"
         f" ratio_http={fmt_ratio(http_tps, ref)}"
         f" ratio_hot={fmt_ratio(hot_tps, ref)}"
+        f" fees_limits_cost={fmt_cost(fees_limits)}"
     )
     return 1 if violations else 0
 

@@ -18,8 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULT = re.compile(
     r"^RESULT service_c1_tps=(?P<service>[0-9.]+) http_c1_tps=n/a hot_c1_tps=(?P<hot>[0-9.]+)"
     r" pgbench_tpcb_c1_tps=(?P<pgbench>[0-9.]+) ratio_service=(?P<ratio>[0-9]+\.[0-9]{3})"
-    r" ratio_http=n/a ratio_hot=[0-9]+\.[0-9]{3}$"
+    r" ratio_http=n/a ratio_hot=[0-9]+\.[0-9]{3}"
+    r" fees_limits_cost=(?P<fees_limits>-?[0-9]+\.[0-9]{3})$"
 )
+SUMMARY = re.compile(r"^SUMMARY outbox_audit_cost=-?[0-9]+\.[0-9]{3}$", re.MULTILINE)
 
 
 def _database_exists(name: str) -> bool:
@@ -37,7 +39,7 @@ class TestTransferBenchmarkSmoke:
             "bench/transfers.py",
             *("--db", bank_db, "--pgbench-db", pgbench_db),
             *("--accounts", "50", "--workers", "1", "--clients", "1"),
-            *("--duration", "1.5", "--warmup", "0.3"),
+            *("--duration", "0.6", "--warmup", "0.1", "--rounds", "1"),
             *("--pgbench-scale", "1", "--pgbench-seconds", "1"),
             *("--skip-http", "--skip-sql-ceiling"),
         ]
@@ -55,6 +57,10 @@ class TestTransferBenchmarkSmoke:
         # tps are printed rounded to 0.1, the ratio is computed before rounding.
         expected_ratio = float(result["service"]) / float(result["pgbench"])
         assert abs(float(result["ratio"]) - expected_ratio) < 2e-3
+        # A toy run's cost is noise and may be negative; only its presence and range are checked.
+        assert -1 < float(result["fees_limits"]) < 1
+        assert SUMMARY.search(run.stdout) is not None, run.stdout
+        assert "service with fees+limits" in run.stdout
         assert "ledger_violations(): [] (ledger_verify passed)" in run.stdout
         assert not _database_exists(bank_db)
         assert not _database_exists(pgbench_db)
