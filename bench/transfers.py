@@ -693,6 +693,31 @@ def _comparison_rows(comparison: Comparison, ref: float | None) -> list[list[obj
     return rows
 
 
+def _comparison_cpu_rows(comparison: Comparison) -> list[list[object]]:
+    """Each side's CPU per transfer: the median over its rounds, per process role."""
+    rows: list[list[object]] = []
+    for side, phases in (("without", comparison.without), ("with", comparison.with_)):
+        measured = [p for p in phases if p.cpu is not None and not p.skipped]
+        if not measured:
+            continue
+        client = [v for p in measured if (v := p.cpu_ms_per_op("client")) is not None]
+        postgres = [v for p in measured if (v := p.cpu_ms_per_op("postgres")) is not None]
+        c = statistics.median(client) if client else None
+        pg = statistics.median(postgres) if postgres else None
+        rows.append(
+            [
+                f"service {side} {comparison.label}",
+                measured[0].workers,
+                fmt_number(c, 2),
+                "n/a",
+                fmt_number(pg, 2),
+                f"{(c or 0) + (pg or 0):.2f}",
+                f"{statistics.median(p.cpu.machine_busy for p in measured if p.cpu) * 100:.0f}%",
+            ]
+        )
+    return rows
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -912,6 +937,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{phase.cpu.machine_busy * 100:.0f}%",
             ]
         )
+    for comparison in (outbox_audit, fees_limits):
+        if comparison is not None:
+            cpu_rows.extend(_comparison_cpu_rows(comparison))
     if ceiling and ceiling.postgres_cpu_ms is not None:
         cpu_rows.append(_pgbench_cpu_row("sql ceiling: ledger_post only", ceiling))
     log(
