@@ -33,6 +33,9 @@ from typing import Any
 
 from django.db import connection
 
+from outbox import events as outbox_events
+from outbox.nudge import nudge_on_commit
+
 DEFAULT_JOURNAL_SIZE = 32
 
 
@@ -57,11 +60,14 @@ legs AS (
      WHERE s.amount_minor > 0
 ),
 groups AS MATERIALIZED (
-    SELECT g.counter_account_id, g.grp, g.net,
+    SELECT g.counter_account_id, g.grp, g.net, g.legs, g.credit, g.debit,
            nextval('{journal_seq}') AS journal_id,
            'T' || lpad(nextval('ledger_txn_seq')::text, 12, '0') AS txn_id
       FROM (SELECT l.counter_account_id, l.grp,
-                   sum(CASE l.side WHEN 'C' THEN l.amount_minor ELSE -l.amount_minor END) AS net
+                   sum(CASE l.side WHEN 'C' THEN l.amount_minor ELSE -l.amount_minor END) AS net,
+                   count(*) AS legs,
+                   coalesce(sum(l.amount_minor) FILTER (WHERE l.side = 'C'), 0) AS credit,
+                   coalesce(sum(l.amount_minor) FILTER (WHERE l.side = 'D'), 0) AS debit
               FROM legs l
           GROUP BY l.counter_account_id, l.grp
           ORDER BY l.counter_account_id, l.grp) g
@@ -108,12 +114,42 @@ moved AS (
       FROM (SELECT m.account_id, sum(m.delta) AS delta FROM moves m GROUP BY m.account_id) d
      WHERE b.account_id = d.account_id
     RETURNING 1
+),
+announced AS (
+    SELECT {posted_event} AS id
+      FROM (SELECT g.*, c.account_number, c.currency
+              FROM groups g JOIN accounts_account c ON c.id = g.counter_account_id
+             ORDER BY g.journal_id) g
 )
 SELECT (SELECT count(*) FROM new_journals), (SELECT count(*) FROM new_entries),
        (SELECT count(*) FROM moved), (SELECT count(DISTINCT account_id) FROM legs),
        (SELECT coalesce(sum(amount_minor), 0) FROM legs WHERE side = 'C'),
-       (SELECT coalesce(sum(amount_minor), 0) FROM legs WHERE side = 'D')
+       (SELECT coalesce(sum(amount_minor), 0) FROM legs WHERE side = 'D'),
+       (SELECT count(id) FROM announced)
 """
+
+# One ``transaction.posted`` per journal, written by the posting statement itself (so it
+# commits with the journal and a re-run that posts nothing announces nothing). Its data is a
+# summary, not the per-leg list of a single posting: a bulk journal carries up to
+# ``journal_size`` customers' legs, which the journal's entries hold for whoever needs them.
+# The journal's total is the larger of its customer credits and debits: the counter leg makes
+# up the difference on the other side.
+_POSTED_EVENT = outbox_events.enqueue_sql(
+    outbox_events.EventType.TRANSACTION_POSTED,
+    aggregate_id="g.txn_id",
+    time="%(now)s",
+    business_date="%(business_date)s",
+    sequence="1",
+    data=f"""jsonb_build_object(
+        'txn_id', g.txn_id, 'journal_id', g.journal_id, 'txn_type', %(txn_type)s::text,
+        'channel', 'batch', 'status', 'posted', 'bulk', true,
+        'business_date', %(business_date)s::date, 'narration', %(narration)s::text,
+        'currency', g.currency, 'counter_account', g.account_number,
+        'customer_legs', g.legs, 'leg_count', g.legs + (g.net <> 0)::int,
+        'total', {outbox_events.wire_amount_sql("greatest(g.credit, g.debit)", "g.currency")},
+        'customer_credit', {outbox_events.wire_amount_sql("g.credit", "g.currency")},
+        'customer_debit', {outbox_events.wire_amount_sql("g.debit", "g.currency")})""",
+)
 
 _journal_seq: str | None = None
 
@@ -166,10 +202,17 @@ def bulk_post(
     }
     with connection.cursor() as cursor:
         cursor.execute(
-            _SQL.format(prelude=with_sql, source=source_sql, journal_seq=_journal_sequence()),
+            _SQL.format(
+                prelude=with_sql,
+                source=source_sql,
+                journal_seq=_journal_sequence(),
+                posted_event=_POSTED_EVENT,
+            ),
             params,
         )
-        journals, entries, _moved, accounts, credit, debit = cursor.fetchone()
+        journals, entries, _moved, accounts, credit, debit, announced = cursor.fetchone()
+    if announced:
+        nudge_on_commit()
     return BulkPosted(
         journals=int(journals),
         entries=int(entries),

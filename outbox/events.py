@@ -108,18 +108,25 @@ class Event:
 
 
 def enqueue_sql(
-    event_type: str, *, aggregate_id: str, time: str, business_date: str, data: str
+    event_type: str,
+    *,
+    aggregate_id: str,
+    time: str,
+    business_date: str,
+    data: str,
+    sequence: str = "NULL",
 ) -> str:
     """An ``outbox_enqueue(...)`` call for set-based services that write events in SQL.
 
-    The arguments are SQL expressions (columns or placeholders); the sequence is always the
-    aggregate's counter. Bulk EOD statements select this once per changed row, so their
-    events commit with the change and cost no round trip.
+    The arguments are SQL expressions (columns or placeholders); ``sequence`` "NULL" takes
+    the aggregate's counter (a transaction's events pass their fixed position instead). Bulk
+    EOD statements select this once per changed row, so their events commit with the change
+    and cost no round trip.
     """
     source, aggregate_type = CATALOGUE[event_type]
     return (
-        f"outbox_enqueue('{event_type}', '{source}', '{aggregate_type}', {aggregate_id}, NULL,"
-        f" {time}, {business_date}, {data})"
+        f"outbox_enqueue('{event_type}', '{source}', '{aggregate_type}', {aggregate_id},"
+        f" {sequence}, {time}, {business_date}, {data})"
     )
 
 

@@ -7,6 +7,7 @@ killed and resumed, or re-run, announces each change exactly once.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -16,10 +17,12 @@ from accounts.models import Account
 from banksim.core.money import Money
 from eod.models import EodRun
 from eod.services import SimulatedKill, eod_run
-from ledger.models import Hold
+from eod.steps import StepContext
+from interest.steps import accrue_and_capitalise, periodic_fees
+from ledger.models import Entry, Hold, Journal
 from ledger.services import hold_place
 from outbox.models import OutboxEvent
-from tests.factories import CustomerFactory
+from tests.factories import CustomerFactory, ProductTermsFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +127,98 @@ class TestHoldsAndDormancyEvents:
         assert resumed.steps.get(name="holds_and_dormancy").attempts == 2
         assert len(events("banksim.account.dormant", world["sleeper"])) == 1
         assert len(events("banksim.hold.released", world["saver"])) == 1
+
+
+# --- bulk journals: interest capitalisation and periodic fees --------------------------------
+
+
+def run_interest_step(on: dt.date = DAY) -> dict[str, object]:
+    ctx = StepContext(
+        business_date=on, calendar_code="MAIN", now=NOW, progress=lambda done, total: None
+    )
+    return accrue_and_capitalise(ctx).summary
+
+
+def run_fees_step(on: dt.date = DAY) -> dict[str, object]:
+    ctx = StepContext(
+        business_date=on, calendar_code="MAIN", now=NOW, progress=lambda done, total: None
+    )
+    return periodic_fees(ctx).summary
+
+
+def posted_events_of(txn_type: str) -> dict[str, OutboxEvent]:
+    txn_ids = Journal.objects.filter(txn_type=txn_type, channel="batch").values_list(
+        "txn_id", flat=True
+    )
+    found = OutboxEvent.objects.filter(
+        type="banksim.transaction.posted", aggregate_type="transaction", aggregate_id__in=txn_ids
+    )
+    assert found.count() == len(txn_ids), "one event per bulk journal"
+    return {e.aggregate_id: e for e in found}
+
+
+@pytest.fixture
+def savings_rate(bank) -> None:
+    """Savings pay 3.65 % ACT/365: 1000.00 earns 0.10 a day."""
+    ProductTermsFactory(
+        product=bank.products["SBA-USD"],
+        effective_from=dt.date(2026, 1, 1),
+        credit_interest_rate=Decimal("3.6500"),
+        accrual_basis="ACT/365",
+    )
+
+
+@pytest.mark.usefixtures("savings_rate")
+class TestBulkJournalEvents:
+    def test_each_interest_journal_is_announced_once_with_its_summary(self, bank, funded_account):
+        first, second = funded_account("1000.00"), funded_account("1000.00")
+        expense = bank.office_account("interest_expense", "USD")
+
+        run_interest_step()
+
+        [journal] = Journal.objects.filter(entries__account=first, entries__purpose="interest")
+        assert Entry.objects.filter(journal=journal, account=second).exists()
+        event = posted_events_of(journal.txn_type)[journal.txn_id]
+        assert (event.sequence, event.business_date, event.source) == (1, DAY, "/banksim/ledger")
+        assert event.data == {
+            "txn_id": journal.txn_id,
+            "journal_id": journal.pk,
+            "txn_type": journal.txn_type,
+            "channel": "batch",
+            "status": "posted",
+            "bulk": True,
+            "business_date": "2026-11-30",
+            "narration": journal.narration,
+            "currency": "USD",
+            "counter_account": expense.account_number,
+            "customer_legs": 2,
+            "leg_count": 3,
+            "total": "0.20",
+            "customer_credit": "0.20",
+            "customer_debit": "0.00",
+        }
+
+    def test_a_re_run_of_the_interest_step_announces_nothing_more(self, funded_account):
+        saver = funded_account("1000.00")
+        run_interest_step()
+        before = OutboxEvent.objects.filter(type="banksim.transaction.posted").count()
+
+        run_interest_step()
+
+        assert OutboxEvent.objects.filter(type="banksim.transaction.posted").count() == before
+        [journal] = Journal.objects.filter(entries__account=saver, entries__purpose="interest")
+        assert journal.txn_id in posted_events_of(journal.txn_type)
+
+    def test_each_periodic_fee_journal_is_announced_once(self, fee_rule, funded_account):
+        customer = funded_account("100.00")
+        fee_rule(event="monthly_maintenance", flat_fee="2.00", tax_rate_percent="10")
+
+        run_fees_step()
+        run_fees_step()
+
+        journals = Journal.objects.filter(entries__account=customer, channel="batch").distinct()
+        assert journals.count() >= 1
+        for journal in journals:
+            event = posted_events_of(journal.txn_type)[journal.txn_id]
+            assert event.data["customer_debit"] in ("2.00", "0.20")
+            assert event.data["total"] == event.data["customer_debit"]
