@@ -9,7 +9,6 @@ from audit import services
 
 @shared_task(
     name="audit.seal",
-    queue="maintenance",
     ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,

@@ -10,7 +10,6 @@ from ledger import services
 
 @shared_task(
     name="ledger.idempotency_purge",
-    queue="maintenance",
     ignore_result=True,
     acks_late=True,
     reject_on_worker_lost=True,

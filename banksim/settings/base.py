@@ -204,9 +204,12 @@ OUTBOX_BREAKER_MAX_COOLDOWN_SECONDS = 30.0
 OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=7)
 # bench/outbox.py only: post without writing the transaction event, to price the outbox.
 OUTBOX_BENCH_SKIP_POSTING_EVENTS = env.bool("BENCH_SKIP_OUTBOX", default=False)
+# Queues are routed here, in one place (Celery 5.7 deprecates a task's own ``queue=``).
 CELERY_TASK_ROUTES = {
     "outbox.drain": {"queue": OUTBOX_QUEUE},
     "outbox.purge": {"queue": "maintenance"},
+    "ledger.idempotency_purge": {"queue": "maintenance"},
+    "audit.seal": {"queue": "maintenance"},
 }
 CELERY_BEAT_SCHEDULE["outbox-sweep"] = {
     # Starts a drain in case a nudge was lost; a drain that finds all slots busy just ends.

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from banksim.celery import app as celery_app
 from ledger import services
 from ledger.idempotency import IdempotencyClaim
 from ledger.models import IdempotencyRecord, Journal
@@ -342,6 +343,8 @@ class TestPurge:
 
         assert entry["task"] == idempotency_purge_task.name == "ledger.idempotency_purge"
         assert entry["schedule"] == 3600.0
-        assert idempotency_purge_task.queue == "maintenance"
+        assert celery_app.amqp.router.route({}, idempotency_purge_task.name)["queue"].name == (
+            "maintenance"
+        )
         assert idempotency_purge_task.ignore_result is True
         assert idempotency_purge_task.acks_late is True
