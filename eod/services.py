@@ -218,18 +218,36 @@ def eod_request(*, calendar_code: str, now: datetime) -> EodRun:
 
 
 def _progress_fn(
-    step: EodStep, clock: _Clock, reporter: Reporter | None
+    run: EodRun, step: EodStep, clock: _Clock, reporter: Reporter | None
 ) -> Callable[[int, int], None]:
     t0 = time.monotonic()
     kill = _kill_point()
+    # ``eod.progress`` at most once per interval per step: a step of a million rows reports
+    # thousands of batches, and consumers want a pulse, not every batch. A step shorter than
+    # the interval is announced only by ``eod.step_finished``.
+    interval = float(getattr(settings, "EOD_PROGRESS_EVENT_SECONDS", 5.0))
+    announced = [t0]
 
     def progress(rows_done: int, rows_total: int) -> None:
-        # Its own short transaction (or autocommit): visible to the admin and API at once.
-        with transaction.atomic():
-            EodStep.objects.filter(pk=step.pk).update(rows_done=rows_done, rows_total=rows_total)
         elapsed = max(time.monotonic() - t0, 1e-6)
         rate = rows_done / elapsed
         eta = (rows_total - rows_done) / rate if rate > 0 and rows_total >= rows_done else None
+        # Its own short transaction (or autocommit): visible to the admin and API at once.
+        with transaction.atomic():
+            EodStep.objects.filter(pk=step.pk).update(rows_done=rows_done, rows_total=rows_total)
+            if time.monotonic() - announced[0] >= interval:
+                announced[0] = time.monotonic()
+                _emit(
+                    "eod_progress",
+                    calendar_code=run.calendar.code,
+                    business_date=run.business_date,
+                    step=step.name,
+                    rows_done=rows_done,
+                    rows_total=rows_total,
+                    rows_per_s=rate,
+                    eta_seconds=eta,
+                    now=clock(),
+                )
         if reporter is not None:
             reporter(ProgressLine(step.name, rows_done, rows_total, rate, eta))
         if kill == (step.name, "progress"):
@@ -257,7 +275,7 @@ def _run_step(run: EodRun, step: EodStep, clock: _Clock, reporter: Reporter | No
             business_date=run.business_date,
             calendar_code=run.calendar.code,
             now=clock(),
-            progress=_progress_fn(step, clock, reporter),
+            progress=_progress_fn(run, step, clock, reporter),
         )
         try:
             outcome = fn(context)

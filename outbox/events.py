@@ -56,6 +56,8 @@ class EventType:
     LIMIT_BREACHED = "banksim.limit.breached"
     EOD_STARTED = "banksim.eod.started"
     EOD_FINISHED = "banksim.eod.finished"
+    EOD_STEP_FINISHED = "banksim.eod.step_finished"
+    EOD_PROGRESS = "banksim.eod.progress"
 
 
 # type -> (source, aggregate type)
@@ -78,6 +80,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     EventType.LIMIT_BREACHED: ("/banksim/limits", "account"),
     EventType.EOD_STARTED: ("/banksim/eod", "eod"),
     EventType.EOD_FINISHED: ("/banksim/eod", "eod"),
+    EventType.EOD_STEP_FINISHED: ("/banksim/eod", "eod"),
+    EventType.EOD_PROGRESS: ("/banksim/eod", "eod"),
 }
 
 
@@ -580,5 +584,59 @@ def eod_finished(
             "calendar": calendar_code,
             "business_date": business_date.isoformat(),
             "next_business_date": next_business_date.isoformat(),
+        },
+    )
+
+
+def eod_step_finished(
+    *,
+    calendar_code: str,
+    business_date: date,
+    step: str,
+    rows: int,
+    summary: dict[str, Any],
+    now: datetime,
+) -> Event:
+    """Written with the step's checkpoint, so a step is announced done exactly when it is."""
+    return Event(
+        type=EventType.EOD_STEP_FINISHED,
+        aggregate_id=calendar_code,
+        time=now,
+        business_date=business_date,
+        data={
+            "calendar": calendar_code,
+            "business_date": business_date.isoformat(),
+            "step": step,
+            "rows": rows,
+            "seconds": summary.get("seconds"),
+            "summary": summary,
+        },
+    )
+
+
+def eod_progress(
+    *,
+    calendar_code: str,
+    business_date: date,
+    step: str,
+    rows_done: int,
+    rows_total: int,
+    rows_per_s: float,
+    eta_seconds: float | None,
+    now: datetime,
+) -> Event:
+    return Event(
+        type=EventType.EOD_PROGRESS,
+        aggregate_id=calendar_code,
+        time=now,
+        business_date=business_date,
+        data={
+            "calendar": calendar_code,
+            "business_date": business_date.isoformat(),
+            "step": step,
+            "rows_done": rows_done,
+            "rows_total": rows_total,
+            "rows_per_s": round(rows_per_s),
+            "eta_seconds": None if eta_seconds is None else round(eta_seconds, 1),
         },
     )

@@ -17,7 +17,7 @@ from accounts.models import Account
 from banksim.core.money import Money
 from eod.models import EodRun
 from eod.services import SimulatedKill, eod_run
-from eod.steps import StepContext
+from eod.steps import STEP_ORDER, StepContext
 from interest.steps import accrue_and_capitalise, periodic_fees
 from ledger.models import Entry, Hold, Journal
 from ledger.services import hold_place
@@ -222,3 +222,59 @@ class TestBulkJournalEvents:
             event = posted_events_of(journal.txn_type)[journal.txn_id]
             assert event.data["customer_debit"] in ("2.00", "0.20")
             assert event.data["total"] == event.data["customer_debit"]
+
+
+# --- the run's own pulse: eod.step_finished and eod.progress ---------------------------------
+
+
+def eod_stream() -> list[OutboxEvent]:
+    return list(
+        OutboxEvent.objects.filter(aggregate_type="eod", aggregate_id="MAIN").order_by("sequence")
+    )
+
+
+class TestStepEvents:
+    def test_each_step_is_announced_finished_between_the_days_start_and_end(self, world):
+        run = run_eod()
+
+        stream = eod_stream()
+        assert [e.type for e in stream] == [
+            "banksim.eod.started",
+            *["banksim.eod.step_finished"] * len(STEP_ORDER),
+            "banksim.eod.finished",
+        ]
+        assert [e.data["step"] for e in stream[1:-1]] == STEP_ORDER
+        assert [e.sequence for e in stream] == list(range(1, len(stream) + 1))
+        holds = next(e for e in stream[1:-1] if e.data["step"] == "holds_and_dormancy")
+        checkpoint = run.steps.get(name="holds_and_dormancy")
+        assert holds.data["rows"] == checkpoint.rows_done == 2
+        assert holds.data["summary"] == checkpoint.summary
+        assert holds.data["seconds"] == checkpoint.summary["seconds"]
+        assert holds.data["summary"]["holds_expired"] == 1
+
+    def test_a_step_killed_before_its_checkpoint_is_announced_once_after_resume(
+        self, settings, world
+    ):
+        settings.EOD_TEST_KILL_POINT = "holds_and_dormancy:end"
+        with pytest.raises(SimulatedKill):
+            run_eod()
+        settings.EOD_TEST_KILL_POINT = None
+
+        run_eod()
+
+        finished = [e.data["step"] for e in eod_stream() if e.type == "banksim.eod.step_finished"]
+        assert finished == STEP_ORDER
+
+    def test_progress_is_announced_at_most_once_per_interval(self, settings, world):
+        settings.EOD_PROGRESS_EVENT_SECONDS = 0
+
+        run_eod()
+
+        progress = [e for e in eod_stream() if e.type == "banksim.eod.progress"]
+        holds = [e.data for e in progress if e.data["step"] == "holds_and_dormancy"]
+        assert [(p["rows_done"], p["rows_total"]) for p in holds] == [(1, 2), (2, 2)]
+
+    def test_a_step_shorter_than_the_interval_reports_no_progress_event(self, world):
+        run_eod()
+
+        assert not [e for e in eod_stream() if e.type == "banksim.eod.progress"]

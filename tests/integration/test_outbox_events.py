@@ -197,6 +197,28 @@ class TestEveryChangeIsAnnouncedOnce:
                 )
             )
             outbox_enqueue(
+                event=outbox_events.eod_progress(
+                    calendar_code="MAIN",
+                    business_date=bank.business_date,
+                    step="interest",
+                    rows_done=1,
+                    rows_total=2,
+                    rows_per_s=1.0,
+                    eta_seconds=1.0,
+                    now=now,
+                )
+            )
+            outbox_enqueue(
+                event=outbox_events.eod_step_finished(
+                    calendar_code="MAIN",
+                    business_date=bank.business_date,
+                    step="interest",
+                    rows=2,
+                    summary={"seconds": 2.0},
+                    now=now,
+                )
+            )
+            outbox_enqueue(
                 event=outbox_events.eod_finished(
                     calendar_code="MAIN",
                     business_date=bank.business_date,
@@ -255,7 +277,12 @@ class TestEveryChangeIsAnnouncedOnce:
             "transaction.entered",
             "transaction.rejected",
         ]
-        assert stream_of("eod/MAIN") == ["eod.started", "eod.finished"]
+        assert stream_of("eod/MAIN") == [
+            "eod.started",
+            "eod.progress",
+            "eod.step_finished",
+            "eod.finished",
+        ]
         for envelopes in by_subject.values():
             assert [e["sequence"] for e in envelopes] == list(range(1, len(envelopes) + 1))
         announced = {e["type"] for e in consumer.applied}
