@@ -139,6 +139,8 @@ class ProductTerms(models.Model):
         max_length=8, choices=AccrualBasis.choices, default=AccrualBasis.ACT_365
     )
     dormancy_days = models.PositiveIntegerField(null=True, blank=True)
+    # Percent of credit interest withheld as tax at capitalisation (0: none).
+    withholding_tax_rate = models.DecimalField(max_digits=7, decimal_places=4, default=Decimal(0))
     history = HistoricalRecords()
 
     class Meta:
@@ -159,6 +161,10 @@ class ProductTerms(models.Model):
             models.CheckConstraint(
                 condition=Q(credit_interest_rate__gte=0) & Q(debit_interest_rate__gte=0),
                 name="product_terms_rates_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(withholding_tax_rate__gte=0),
+                name="product_terms_withholding_tax_rate_gte_0",
             ),
         ]
 

@@ -82,6 +82,9 @@ class InterestOffices:
     currency: str
     expense_account_id: int  # debited with credit interest paid to customers
     income_account_id: int  # credited with overdraft interest charged
+    # credited with tax withheld from credit interest; None: the branch has none in this
+    # currency, and accounts whose product withholds keep their interest accrued until it does
+    tax_payable_account_id: int | None = None
 
 
 def interest_offices() -> list[InterestOffices]:
@@ -93,7 +96,11 @@ def interest_offices() -> list[InterestOffices]:
     found: dict[tuple[int, str], dict[str, int]] = {}
     rows = Account.objects.filter(
         kind=Account.Kind.OFFICE,
-        office_role__in=[Account.OfficeRole.INTEREST_EXPENSE, Account.OfficeRole.INTEREST_INCOME],
+        office_role__in=[
+            Account.OfficeRole.INTEREST_EXPENSE,
+            Account.OfficeRole.INTEREST_INCOME,
+            Account.OfficeRole.TAX_PAYABLE,
+        ],
     ).exclude(status=Account.Status.CLOSED)
     for account_id, branch_id, currency, role in rows.order_by("id").values_list(
         "id", "branch_id", "currency", "office_role"
@@ -105,9 +112,11 @@ def interest_offices() -> list[InterestOffices]:
             currency=currency,
             expense_account_id=roles[Account.OfficeRole.INTEREST_EXPENSE],
             income_account_id=roles[Account.OfficeRole.INTEREST_INCOME],
+            tax_payable_account_id=roles.get(Account.OfficeRole.TAX_PAYABLE),
         )
         for (branch_id, currency), roles in sorted(found.items())
-        if len(roles) == 2
+        if Account.OfficeRole.INTEREST_EXPENSE in roles
+        and Account.OfficeRole.INTEREST_INCOME in roles
     ]
 
 

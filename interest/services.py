@@ -139,30 +139,51 @@ def interest_accrue(
 # Takes the whole minor units off each row and returns them as legs; bulk_post posts them in
 # the same statement. Debit interest never pushes an account past its overdraft floor: what
 # would stays accrued and is charged when there is room.
+#
+# Withholding tax, where the product's terms in force say so (``withholding_tax_rate``
+# percent), is taken from the credit interest in the same statement: each account's tax is
+# rounded half to even (``BANKERS_ROUNDING``) once, never more than its interest, and posted
+# as a second leg (D the customer, C the branch's tax payable), so the customer nets
+# interest minus tax. An account whose product withholds but whose branch has no tax payable
+# account in its currency keeps its interest accrued, as one without interest offices does.
 _TAKEN_CTE = """
+withholding AS MATERIALIZED (
+    SELECT DISTINCT ON (product_id) product_id, withholding_tax_rate AS rate
+      FROM accounts_productterms
+     WHERE effective_from <= %(cap_date)s
+     ORDER BY product_id, effective_from DESC
+),
 taken AS (
     UPDATE interest_accrual a
        SET credit_units = a.credit_units - t.cr * %(units)s,
            debit_units = a.debit_units - t.dr * %(units)s,
            capitalised_on = %(cap_date)s
-      FROM (SELECT x.account_id, o.expense_id, o.income_id,
+      FROM (SELECT x.account_id, o.expense_id, o.income_id, o.tax_id,
                    div(x.credit_units, %(units)s) AS cr,
                    least(div(x.debit_units, %(units)s),
-                         greatest(b.ledger_minor + b.overdraft_limit_minor, 0)) AS dr
+                         greatest(b.ledger_minor + b.overdraft_limit_minor, 0)) AS dr,
+                   coalesce(w.rate, 0) AS wrate
               FROM interest_accrual x
               JOIN ledger_balance b ON b.account_id = x.account_id
               JOIN accounts_account c ON c.id = x.account_id
               JOIN unnest(%(o_branch)s::bigint[], %(o_currency)s::text[],
-                          %(o_expense)s::bigint[], %(o_income)s::bigint[])
-                   AS o(branch_id, currency, expense_id, income_id)
+                          %(o_expense)s::bigint[], %(o_income)s::bigint[],
+                          %(o_tax)s::bigint[])
+                   AS o(branch_id, currency, expense_id, income_id, tax_id)
                 ON o.branch_id = c.branch_id AND o.currency = c.currency
+              LEFT JOIN withholding w ON w.product_id = c.product_id
              WHERE x.account_id >= %(lo)s AND x.account_id < %(hi)s
                AND b.account_id >= %(lo)s AND b.account_id < %(hi)s
                AND c.id >= %(lo)s AND c.id < %(hi)s
                AND (x.capitalised_on IS NULL OR x.capitalised_on < %(cap_date)s)
+               AND (coalesce(w.rate, 0) = 0 OR o.tax_id IS NOT NULL)
                AND (x.credit_units >= %(units)s OR x.debit_units >= %(units)s)) t
      WHERE a.account_id = t.account_id
-    RETURNING a.account_id, t.expense_id, t.income_id, t.cr, t.dr
+    RETURNING a.account_id, t.expense_id, t.income_id, t.tax_id, t.cr, t.dr,
+              least(t.cr, CASE WHEN t.cr * t.wrate / 100 - floor(t.cr * t.wrate / 100) = 0.5
+                               THEN floor(t.cr * t.wrate / 100)
+                                    + mod(floor(t.cr * t.wrate / 100), 2)
+                               ELSE round(t.cr * t.wrate / 100) END)::bigint AS tax
 ),
 """
 
@@ -172,6 +193,8 @@ SELECT account_id, expense_id AS counter_account_id, 'C' AS side, cr AS amount_m
   FROM taken
 UNION ALL
 SELECT account_id, income_id, 'D', dr, 'interest' FROM taken
+UNION ALL
+SELECT account_id, tax_id, 'D', tax, 'withholding_tax' FROM taken WHERE tax > 0
 """
 
 
@@ -208,6 +231,7 @@ def interest_capitalise(
         "o_currency": [o.currency for o in offices],
         "o_expense": [o.expense_account_id for o in offices],
         "o_income": [o.income_account_id for o in offices],
+        "o_tax": [o.tax_payable_account_id for o in offices],
     }
     marker = {
         "eod": {"date": window.business_date.isoformat(), "step": "interest", "key": "capitalise"}
