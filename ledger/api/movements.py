@@ -109,6 +109,36 @@ class CashInputSerializer(MoneyInputSerializer):
         ref_name = "CashMovementInput"
 
 
+def _post_cash(
+    request: Request, serializer_class: type[CashInputSerializer], txn_type: str
+) -> HttpResponse:
+    """Cash against the teller's till: a deposit debits the till, a withdrawal credits it."""
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    claim = idempotency_claim(request)
+    customer = account_selectors.customer_account_get(account_number=data["account"])
+    till = account_selectors.teller_cash_account(user=request.user, currency=data["currency"])
+    debit, credit = (
+        (till, customer)
+        if txn_type == Journal.TxnType.CASH_DEPOSIT
+        else (
+            customer,
+            till,
+        )
+    )
+
+    movement = Movement(
+        txn_type=txn_type,
+        debit_account_id=debit.pk,
+        credit_account_id=credit.pk,
+        amount=data["money"],
+        channel=CHANNEL,
+        narration=data["narration"],
+    )
+    return _post_once(request, claim, movement)
+
+
 class DepositCreateApi(APIView):
     permission_classes = [roles(write=OPERATORS)]
 
@@ -123,22 +153,7 @@ class DepositCreateApi(APIView):
         responses=RESPONSES,
     )
     def post(self, request: Request) -> HttpResponse:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        claim = idempotency_claim(request)
-        customer = account_selectors.customer_account_get(account_number=data["account"])
-        till = account_selectors.teller_cash_account(user=request.user, currency=data["currency"])
-
-        movement = Movement(
-            txn_type=Journal.TxnType.CASH_DEPOSIT,
-            debit_account_id=till.pk,
-            credit_account_id=customer.pk,
-            amount=data["money"],
-            channel=CHANNEL,
-            narration=data["narration"],
-        )
-        return _post_once(request, claim, movement)
+        return _post_cash(request, self.InputSerializer, Journal.TxnType.CASH_DEPOSIT)
 
 
 class WithdrawalCreateApi(APIView):
@@ -155,22 +170,7 @@ class WithdrawalCreateApi(APIView):
         responses=RESPONSES,
     )
     def post(self, request: Request) -> HttpResponse:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        claim = idempotency_claim(request)
-        customer = account_selectors.customer_account_get(account_number=data["account"])
-        till = account_selectors.teller_cash_account(user=request.user, currency=data["currency"])
-
-        movement = Movement(
-            txn_type=Journal.TxnType.CASH_WITHDRAWAL,
-            debit_account_id=customer.pk,
-            credit_account_id=till.pk,
-            amount=data["money"],
-            channel=CHANNEL,
-            narration=data["narration"],
-        )
-        return _post_once(request, claim, movement)
+        return _post_cash(request, self.InputSerializer, Journal.TxnType.CASH_WITHDRAWAL)
 
 
 class AdjustmentCreateApi(APIView):
