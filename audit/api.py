@@ -18,9 +18,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.common import PageInputSerializer, TextField, page_of, page_serializer
 from audit import selectors
 from audit.models import AuditLog
+from banksim.api.fields import TextField
+from banksim.api.pagination import PageInputSerializer, page_of, page_serializer
 from banksim.api.permissions import AUDITOR, SUPERVISOR, roles
 from banksim.api.schema import problems
 

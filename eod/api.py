@@ -10,8 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.common import IsoDateField
-from banksim.api.fields import StrictInputSerializer
+from banksim.api.fields import IsoDateField, StrictInputSerializer
 from banksim.api.permissions import ALL_ROLES, SUPERVISORS, roles
 from banksim.api.schema import problems
 from banksim.core import clock

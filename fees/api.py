@@ -16,18 +16,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
-from accounts.api.common import (
-    CodeField,
-    IsoDateField,
-    PageInputSerializer,
-    TextField,
-    cif_id_field,
-    page_of,
-    page_serializer,
-    product_code_field,
-)
+from accounts.api.common import cif_id_field, product_code_field
 from accounts.models import Customer
-from banksim.api.fields import AmountField, CurrencyField, StrictInputSerializer
+from banksim.api.fields import (
+    AmountField,
+    CodeField,
+    CurrencyField,
+    IsoDateField,
+    StrictInputSerializer,
+    TextField,
+)
+from banksim.api.pagination import PageInputSerializer, page_of, page_serializer
 from banksim.api.permissions import ALL_ROLES, SUPERVISORS, roles
 from banksim.api.schema import problems
 from banksim.core import clock

@@ -9,18 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors, services
-from accounts.api.common import (
-    CodeField,
-    IsoDateField,
-    PageInputSerializer,
-    TextField,
-    cif_id_field,
-    page_of,
-    page_serializer,
-    sol_code_field,
-)
+from accounts.api.common import cif_id_field, sol_code_field
 from accounts.models import Customer
-from banksim.api.fields import StrictInputSerializer
+from banksim.api.fields import CodeField, IsoDateField, StrictInputSerializer, TextField
+from banksim.api.pagination import PageInputSerializer, page_of, page_serializer
 from banksim.api.permissions import ALL_ROLES, OPERATORS, SUPERVISORS, roles
 from banksim.api.schema import problems
 from banksim.core import clock

@@ -1,13 +1,24 @@
-"""Serializer building blocks shared by every API: strict input, amounts as strings."""
+"""Serializer building blocks shared by every API: strict input, amounts as strings.
+
+DRF's stock fields are lenient where a bank must not be: ``CharField`` turns ``123`` into
+``"123"``, ``IntegerField`` reads ``"1_000"`` and Arabic-Indic digits, ``DateField`` takes
+``"20261130"`` and week dates. The fields here accept one spelling only.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Any, ClassVar
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from banksim.core.money import AMOUNT_PATTERN, CURRENCY_EXPONENTS
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,8}", re.ASCII)
 
 
 class StrictInputSerializer(serializers.Serializer):
@@ -115,3 +126,62 @@ class SafeCharField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 200)
         super().__init__(**kwargs)
+
+
+class TextField(SafeCharField):
+    """A single line of text: a JSON string, capped, without control characters."""
+
+    default_error_messages = {
+        "not_string": "must be a JSON string",
+        "control_characters": "control characters are not allowed",
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_string")
+        if _CONTROL_CHARS.search(data):
+            self.fail("control_characters")
+        return super().to_internal_value(data)
+
+
+class CodeField(TextField):
+    """An identifier with a fixed ASCII shape (CIF id, SOL code, product code...)."""
+
+    default_error_messages = {"invalid_format": "not a valid {name}"}
+
+    def __init__(self, *, pattern: str, name: str, **kwargs: Any) -> None:
+        self.pattern = re.compile(pattern, re.ASCII)
+        self.name = name
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if self.max_length is not None and len(value) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        if not self.pattern.fullmatch(value):
+            self.fail("invalid_format", name=self.name)
+        return value
+
+
+class IsoDateField(serializers.DateField):
+    """A calendar date spelled exactly ``YYYY-MM-DD``."""
+
+    default_error_messages = {"invalid": "dates are strings spelled YYYY-MM-DD"}
+
+    def to_internal_value(self, value: Any) -> date:
+        if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+            self.fail("invalid")
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail("invalid")
+        raise AssertionError("unreachable")  # pragma: no cover - fail() always raises
+
+
+class QueryIntField(serializers.IntegerField):
+    """A non-negative integer query parameter written in plain ASCII digits."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if not isinstance(data, str) or not _DIGITS.fullmatch(data):
+            self.fail("invalid")
+        return int(data)

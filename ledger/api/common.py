@@ -12,8 +12,14 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
-from accounts.api.common import CodeField, TextField
-from banksim.api.fields import AmountField, CurrencyField, MoneyOutField, StrictInputSerializer
+from banksim.api.fields import (
+    AmountField,
+    CodeField,
+    CurrencyField,
+    MoneyOutField,
+    StrictInputSerializer,
+    TextField,
+)
 from banksim.core.money import InvalidAmount, Money
 from ledger.idempotency import HEADER, REPLAYED_HEADER, IdempotencyClaim, StoredResponse
 from ledger.selectors import JournalDetail

@@ -10,7 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
-from accounts.api.common import IsoDateField, PageInputSerializer, page_of, page_serializer
+from banksim.api.fields import IsoDateField
+from banksim.api.pagination import PageInputSerializer, page_of, page_serializer
 from banksim.api.permissions import ALL_ROLES, OPERATORS, roles
 from banksim.api.schema import problems
 from banksim.core import clock

@@ -17,8 +17,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors as account_selectors
-from accounts.api.common import IsoDateField, QueryIntField
-from banksim.api.fields import CurrencyField, MoneyOutField, StrictInputSerializer
+from banksim.api.fields import (
+    CurrencyField,
+    IsoDateField,
+    MoneyOutField,
+    QueryIntField,
+    StrictInputSerializer,
+)
 from banksim.api.permissions import ALL_ROLES, roles
 from banksim.api.schema import problems
 from ledger import selectors

@@ -9,8 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.common import PageInputSerializer, page_serializer
 from banksim.api.fields import StrictInputSerializer
+from banksim.api.pagination import PageInputSerializer, page_serializer
 from banksim.api.permissions import ALL_ROLES, SUPERVISORS, roles
 from banksim.api.schema import problems
 from banksim.core import clock
