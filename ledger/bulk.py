@@ -61,21 +61,29 @@ legs AS (
 ),
 groups AS MATERIALIZED (
     SELECT g.counter_account_id, g.grp, g.net, g.legs, g.credit, g.debit,
+           g.accounts, g.sides, g.amounts, g.purposes,
            nextval('{journal_seq}') AS journal_id,
            'T' || lpad(nextval('ledger_txn_seq')::text, 12, '0') AS txn_id
       FROM (SELECT l.counter_account_id, l.grp,
                    sum(CASE l.side WHEN 'C' THEN l.amount_minor ELSE -l.amount_minor END) AS net,
                    count(*) AS legs,
                    coalesce(sum(l.amount_minor) FILTER (WHERE l.side = 'C'), 0) AS credit,
-                   coalesce(sum(l.amount_minor) FILTER (WHERE l.side = 'D'), 0) AS debit
+                   coalesce(sum(l.amount_minor) FILTER (WHERE l.side = 'D'), 0) AS debit,
+                   array_agg(l.account_id) AS accounts, array_agg(l.side) AS sides,
+                   array_agg(l.amount_minor) AS amounts, array_agg(l.purpose) AS purposes
               FROM legs l
           GROUP BY l.counter_account_id, l.grp
           ORDER BY l.counter_account_id, l.grp) g
 ),
+-- Each group carries its legs as arrays: joining legs back to their group by key would
+-- leave the plan to the row estimate of the source, which is often 1 for a data-modifying
+-- CTE, and a nested loop over (legs x groups) is quadratic in the batch.
 moves AS (
-    SELECT l.account_id, g.journal_id, l.side, l.amount_minor, l.purpose,
-           CASE l.side WHEN 'C' THEN l.amount_minor ELSE -l.amount_minor END AS delta
-      FROM legs l JOIN groups g USING (counter_account_id, grp)
+    SELECT u.account_id, g.journal_id, u.side, u.amount_minor, u.purpose,
+           CASE u.side WHEN 'C' THEN u.amount_minor ELSE -u.amount_minor END AS delta
+      FROM groups g
+     CROSS JOIN LATERAL unnest(g.accounts, g.sides, g.amounts, g.purposes)
+           AS u(account_id, side, amount_minor, purpose)
     UNION ALL
     SELECT g.counter_account_id, g.journal_id, CASE WHEN g.net > 0 THEN 'D' ELSE 'C' END,
            abs(g.net), %(counter_purpose)s, -g.net
