@@ -304,8 +304,15 @@ class AccountAdmin(ReadOnlyAdminMixin, AuditHistoryAdmin):
 
     @admin.display(description="ledger balance")
     def ledger_balance(self, obj: Account) -> str:
+        from ledger.selectors import office_pending_minor
+
         balance = getattr(obj, "balance", None)
-        return format_minor(balance.ledger_minor if balance else None, obj.currency)
+        if balance is None:
+            return format_minor(None, obj.currency)
+        minor = balance.ledger_minor
+        if balance.is_office:  # a few seconds of GL movement may not be folded in yet
+            minor += office_pending_minor(account_id=obj.pk)
+        return format_minor(minor, obj.currency)
 
     def has_status_permission(self, request: HttpRequest) -> bool:
         # The API's rule: only supervisors freeze and unfreeze.

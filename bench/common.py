@@ -366,6 +366,11 @@ def _cpu_snapshot(groups: dict[str, list[int]]) -> dict[str, dict[int, float]]:
     return snap
 
 
+def _housekeeping_main(job: Callable[[], object], every: float, stop: Any) -> None:
+    while not stop.wait(every):
+        job()
+
+
 def run_phase(
     *,
     name: str,
@@ -374,11 +379,15 @@ def run_phase(
     warmup: float,
     duration: float,
     cpu_groups: Callable[[list[int]], dict[str, list[int]]] | None = None,
+    housekeeping: Callable[[], object] | None = None,
+    housekeeping_every: float = 5.0,
 ) -> PhaseResult:
     """Run ``workers`` forked processes doing ``factory(i)()`` in a loop; merge their figures.
 
     ``cpu_groups(worker_pids)`` names the processes whose CPU use during the measured window is
     reported per role (e.g. {"client": workers, "postgres": backends}).
+    ``housekeeping()``, if given, runs every ``housekeeping_every`` seconds in a process of its
+    own for the whole phase: the periodic work Celery beat does beside real traffic.
     The caller must have closed its DB connections (``close_db_connections``) before this.
     """
     ctx = mp.get_context("fork")
@@ -396,6 +405,14 @@ def run_phase(
     ]
     for proc in procs:
         proc.start()
+    keeper = None
+    if housekeeping is not None:
+        keeper = ctx.Process(
+            target=_housekeeping_main,
+            args=(housekeeping, housekeeping_every, sampled),
+            name=f"{name}-housekeeping",
+        )
+        keeper.start()
     phase = PhaseResult(name=name, workers=workers, seconds=duration)
     try:
         barrier.wait(timeout=120)
@@ -435,6 +452,8 @@ def run_phase(
             failures.append(failure)
     for proc in procs:
         proc.join(timeout=30)
+    if keeper is not None:
+        keeper.join(timeout=30)
     if failures:
         raise RuntimeError(f"{len(failures)} worker(s) of {name} crashed:\n" + failures[0])
     phase.latencies_ms.sort()

@@ -51,7 +51,13 @@ from bench.common import (
     percentile,
     run_phase,
 )
-from bench.transfers import SeededBank, seed_bank, service_cpu_groups, service_factory
+from bench.transfers import (
+    SeededBank,
+    office_fold,
+    seed_bank,
+    service_cpu_groups,
+    service_factory,
+)
 
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -233,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
                             warmup=args.warmup,
                             duration=args.duration,
                             cpu_groups=service_cpu_groups(args.db),
+                            housekeeping=office_fold,
                         )
                     )
             settings.OUTBOX_BENCH_SKIP_POSTING_EVENTS = False
@@ -261,6 +268,7 @@ def run(args: argparse.Namespace) -> int:
                     warmup=args.warmup,
                     duration=args.duration,
                     cpu_groups=service_cpu_groups(args.db),
+                    housekeeping=office_fold,
                 )
                 time.sleep(2.0)  # the last events of the load get out
             finally:

@@ -347,6 +347,13 @@ def _pair(rng: random.Random, n: int, hot: int | None) -> tuple[int, int]:
     return debit, credit
 
 
+def office_fold() -> None:
+    """Fold office-balance deltas, as Celery beat does every few seconds in a real run."""
+    from ledger.services import office_balances_fold
+
+    office_balances_fold()
+
+
 def service_factory(bank: SeededBank, *, hot: bool, seed: int) -> Any:
     def factory(index: int) -> Operation:
         from django.contrib.auth.models import User
@@ -563,6 +570,7 @@ def http_phase(args: argparse.Namespace, bank: SeededBank) -> PhaseResult:
                 "gunicorn": descendant_pids(proc.pid),
                 "postgres": pg_backend_pids(args.db),
             },
+            housekeeping=office_fold,
         )
     finally:
         proc.terminate()
@@ -655,6 +663,7 @@ def compare(
                 warmup=args.warmup,
                 duration=args.duration,
                 cpu_groups=service_cpu_groups(args.db),
+                housekeeping=office_fold,
             )
             (result.with_ if on else result.without).append(phase)
     return result
@@ -818,6 +827,7 @@ def run(args: argparse.Namespace) -> int:
                 warmup=args.warmup,
                 duration=args.duration,
                 cpu_groups=service_cpu_groups(args.db),
+                housekeeping=office_fold,
             )
             service[workers] = phase
             phases.append(phase)
@@ -838,6 +848,7 @@ def run(args: argparse.Namespace) -> int:
                 warmup=args.warmup,
                 duration=args.duration,
                 cpu_groups=service_cpu_groups(args.db),
+                housekeeping=office_fold,
             )
             phases.append(hot)
 

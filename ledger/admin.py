@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from accounts.admin import AuditHistoryAdmin, ReadOnlyAdminMixin, ReadOnlyInline, format_minor
 from banksim.core.money import CURRENCY_EXPONENTS
@@ -20,7 +22,9 @@ from ledger.models import (
     Hold,
     IdempotencyRecord,
     Journal,
+    OfficeBalanceDelta,
 )
+from ledger.selectors import balances_live
 
 
 class EntryInline(ReadOnlyInline):
@@ -100,9 +104,13 @@ class AccountBalanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=account__account_number", "account__title")
     list_select_related = ("account",)
 
-    @admin.display(description="ledger balance", ordering="ledger_minor")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AccountBalance]:
+        # Office rows: the row plus the deltas not yet folded into it, like every reader.
+        return balances_live().select_related("account")
+
+    @admin.display(description="ledger balance", ordering="live_minor")
     def ledger(self, obj: AccountBalance) -> str:
-        return format_minor(obj.ledger_minor, obj.currency)
+        return format_minor(obj.live_minor, obj.currency)  # type: ignore[attr-defined]
 
     @admin.display(description="held", ordering="held_minor")
     def held(self, obj: AccountBalance) -> str:
@@ -111,9 +119,8 @@ class AccountBalanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="available")
     def available(self, obj: AccountBalance) -> str:
         # Same rule as ledger.selectors.balance_snapshot.
-        return format_minor(
-            obj.ledger_minor - obj.held_minor + obj.overdraft_limit_minor, obj.currency
-        )
+        live = obj.live_minor  # type: ignore[attr-defined]
+        return format_minor(live - obj.held_minor + obj.overdraft_limit_minor, obj.currency)
 
     @admin.display(description="minimum balance")
     def min_balance(self, obj: AccountBalance) -> str:
@@ -122,6 +129,14 @@ class AccountBalanceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="overdraft limit")
     def overdraft_limit(self, obj: AccountBalance) -> str:
         return format_minor(obj.overdraft_limit_minor, obj.currency)
+
+
+@admin.register(OfficeBalanceDelta)
+class OfficeBalanceDeltaAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Office-balance movements waiting for the fold (normally a few seconds' worth)."""
+
+    list_display = ("id", "account_id", "delta_minor")
+    search_fields = ("=account_id",)
 
 
 @admin.register(Hold)

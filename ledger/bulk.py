@@ -6,7 +6,8 @@ minutes of round trips; ``bulk_post`` takes a SQL *source* of legs instead and, 
 statement, groups the legs per counter account into journals of at most ``journal_size``
 customer legs plus one aggregated counter leg, locks every balance row it touches in
 ascending account id (the lock order of ``ledger_post``, so the two cannot deadlock), inserts
-the journals and their entries with the running ``balance_after_minor``, and moves the
+the journals and their entries with the running ``balance_after_minor`` (none on office
+accounts, whose rows may also have deltas waiting for ``ledger_office_fold``), and moves the
 balances with one ``UPDATE ... FROM``. The deferred balanced-journal trigger still checks
 every journal at commit.
 
@@ -91,7 +92,7 @@ moves AS (
      WHERE g.net <> 0
 ),
 locked AS MATERIALIZED (
-    SELECT b.account_id, b.ledger_minor, b.currency
+    SELECT b.account_id, b.ledger_minor, b.currency, b.is_office
       FROM ledger_balance b
      WHERE b.account_id IN (SELECT m.account_id FROM moves m)
   ORDER BY b.account_id
@@ -109,8 +110,10 @@ new_entries AS (
     INSERT INTO ledger_entry (journal_id, account_id, side, amount_minor, currency,
                               business_date, balance_after_minor, purpose)
     SELECT m.journal_id, m.account_id, m.side, m.amount_minor, k.currency, %(business_date)s,
-           k.ledger_minor + sum(m.delta) OVER (PARTITION BY m.account_id ORDER BY m.journal_id
-                                               ROWS UNBOUNDED PRECEDING),
+           CASE WHEN NOT k.is_office
+                THEN k.ledger_minor + sum(m.delta) OVER (PARTITION BY m.account_id
+                                                         ORDER BY m.journal_id
+                                                         ROWS UNBOUNDED PRECEDING) END,
            m.purpose
       FROM moves m JOIN locked k ON k.account_id = m.account_id
   ORDER BY m.journal_id

@@ -9,7 +9,9 @@ refuses any commit where they do not, and another trigger refuses UPDATE/DELETE 
 is negative); it is written only by the posting function in the same transaction as the
 entries, and ``ledger_verify`` proves it equals the sum of entries. Each entry also stores the
 account's balance after it (``balance_after_minor``), which makes statements and balance-as-of
-a single indexed read.
+a single indexed read. Office (GL) accounts are the exception: many postings touch the same
+few of them, so their balance moves through *OfficeBalanceDelta* rows folded in later, and
+their entries carry no running balance (readers sum entries instead).
 """
 
 from __future__ import annotations
@@ -107,7 +109,9 @@ class Entry(models.Model):
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     business_date = models.DateField()
-    balance_after_minor = models.BigIntegerField()
+    # NULL on office (GL) accounts: their balance rows are moved by the fold, not by the
+    # posting (see OfficeBalanceDelta), so no running balance exists at posting time.
+    balance_after_minor = models.BigIntegerField(null=True)
     # Why this leg exists (principal, fee, tax, interest...), so a statement line can say so.
     purpose = models.CharField(max_length=16, default="principal")
 
@@ -154,6 +158,25 @@ class AccountBalance(models.Model):
                 name="balance_floor_overdraft",
             ),
         ]
+
+
+class OfficeBalanceDelta(models.Model):
+    """A committed movement of an office account's balance not yet folded into its row.
+
+    Postings do not lock or update office (GL) balance rows: every transfer with a fee would
+    otherwise queue on the one fee-income row until commit. ``ledger_post`` appends a delta
+    here instead (an INSERT takes no lock others wait on) and ``ledger_office_fold()`` moves
+    committed deltas into ``ledger_balance`` (Celery beat, EOD, and any reader that must see
+    a folded row). An office account's balance is its row plus its deltas, always exact.
+    No foreign key: a key check would share-lock the hot account row; ``ledger_post`` writes
+    only ids it has just read from ``ledger_balance``.
+    """
+
+    account_id = models.BigIntegerField()
+    delta_minor = models.BigIntegerField()
+
+    class Meta:
+        db_table = "ledger_balance_pending"
 
 
 class Hold(models.Model):

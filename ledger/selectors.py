@@ -1,8 +1,10 @@
 """Reads of balances, journals, holds, statements and the trial balance.
 
-Balances as of a date and statement running balances come from ``Entry.balance_after_minor``
-(the account's ledger balance right after that entry), read in (business_date, id) order on
-the ``entry_account_bdate_idx`` index; nothing here sums an account's history.
+Balances as of a date and statement running balances of customer accounts come from
+``Entry.balance_after_minor`` (the account's ledger balance right after that entry), read in
+(business_date, id) order on the ``entry_account_bdate_idx`` index. Office (GL) accounts have
+no running balance on their entries (``OfficeBalanceDelta``): their as-of balances are sums
+of entries, and their current balance is the balance row plus its unfolded deltas.
 """
 
 from __future__ import annotations
@@ -11,14 +13,26 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from django.db.models import BigIntegerField, Case, F, Prefetch, Q, QuerySet, Sum, When
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 
 from accounts.models import Account
 from banksim.core.errors import NotFound
 from banksim.core.money import Money
 from ledger.errors import JournalNotFound
-from ledger.models import AccountBalance, Entry, Hold, Journal
+from ledger.models import AccountBalance, Entry, Hold, Journal, OfficeBalanceDelta
 
 
 class BalanceNotFound(NotFound):
@@ -45,15 +59,45 @@ def balance_snapshot(*, account_id: int) -> BalanceSnapshot:
     if row is None:
         raise BalanceNotFound(f"no account with id {account_id}")
     cur = row.currency
+    ledger = row.ledger_minor
+    if row.is_office:
+        ledger += office_pending_minor(account_id=account_id)
     return BalanceSnapshot(
         account_id=account_id,
-        ledger=Money.from_minor(row.ledger_minor, cur),
+        ledger=Money.from_minor(ledger, cur),
         held=Money.from_minor(row.held_minor, cur),
-        available=Money.from_minor(
-            row.ledger_minor - row.held_minor + row.overdraft_limit_minor, cur
-        ),
+        available=Money.from_minor(ledger - row.held_minor + row.overdraft_limit_minor, cur),
         min_balance=Money.from_minor(row.min_balance_minor, cur),
         overdraft_limit=Money.from_minor(row.overdraft_limit_minor, cur),
+    )
+
+
+def office_pending_minor(*, account_id: int) -> int:
+    """Return the committed deltas of an office account not yet folded into its row."""
+    total = OfficeBalanceDelta.objects.filter(account_id=account_id).aggregate(
+        total=Sum("delta_minor")
+    )["total"]
+    return int(total or 0)
+
+
+def balances_live() -> QuerySet[AccountBalance]:
+    """Balance rows annotated with ``live_minor``: the ledger balance with unfolded deltas."""
+    return AccountBalance.objects.annotate(live_minor=F("ledger_minor") + _pending_of_row())
+
+
+def _pending_of_row() -> Case:
+    """Per balance row: its unfolded deltas (only office rows have any; others cost nothing)."""
+    pending = (
+        OfficeBalanceDelta.objects.filter(account_id=OuterRef("account_id"))
+        .order_by()
+        .values("account_id")
+        .annotate(total=Sum("delta_minor"))
+        .values("total")
+    )
+    return Case(
+        When(is_office=True, then=Coalesce(Subquery(pending), Value(0))),
+        default=Value(0),
+        output_field=BigIntegerField(),
     )
 
 
@@ -84,14 +128,17 @@ _INVARIANTS: list[tuple[str, str, str]] = [
     (
         "balance_equals_entries",
         "every account's ledger balance must equal the sum of its entries",
-        """SELECT b.account_id, b.ledger_minor, COALESCE(e.net, 0)
+        """SELECT b.account_id, b.ledger_minor + COALESCE(p.pending, 0), COALESCE(e.net, 0)
              FROM ledger_balance b
              LEFT JOIN (SELECT account_id,
                                SUM(CASE side WHEN 'C' THEN amount_minor ELSE -amount_minor END)
                                AS net
                           FROM ledger_entry GROUP BY account_id) e
                ON e.account_id = b.account_id
-            WHERE b.ledger_minor <> COALESCE(e.net, 0)
+             LEFT JOIN (SELECT account_id, SUM(delta_minor) AS pending
+                          FROM ledger_balance_pending GROUP BY account_id) p
+               ON p.account_id = b.account_id
+            WHERE b.ledger_minor + COALESCE(p.pending, 0) <> COALESCE(e.net, 0)
             LIMIT 20""",
     ),
     (
@@ -174,7 +221,7 @@ class JournalLine:
     account_number: str
     side: str
     amount: Money
-    balance_after: Money
+    balance_after: Money | None  # None on office accounts (no running balance per entry)
     purpose: str
 
 
@@ -219,7 +266,11 @@ def _detail(journal: Journal) -> JournalDetail:
                 account_number=e.account.account_number,
                 side=e.side,
                 amount=Money.from_minor(e.amount_minor, e.currency),
-                balance_after=Money.from_minor(e.balance_after_minor, e.currency),
+                balance_after=(
+                    None
+                    if e.balance_after_minor is None
+                    else Money.from_minor(e.balance_after_minor, e.currency)
+                ),
                 purpose=e.purpose,
             )
             for e in entries
@@ -257,8 +308,23 @@ def journal_page(*, status: str = "", limit: int, offset: int) -> tuple[int, lis
 # --- balances and statements -------------------------------------------------------------------
 
 
+_SIGNED = Case(
+    When(side=Entry.Side.CREDIT, then=F("amount_minor")),
+    default=-F("amount_minor"),
+    output_field=BigIntegerField(),
+)
+
+
+def _entries_net(account: Account, condition: Q) -> int:
+    """Credits minus debits of the account's entries matching ``condition``."""
+    total = Entry.objects.filter(condition, account_id=account.pk).aggregate(net=Sum(_SIGNED))
+    return int(total["net"] or 0)
+
+
 def _balance_after(account: Account, condition: Q) -> Money:
     """The balance after the latest entry (by business date, then posting order) matching."""
+    if account.kind == Account.Kind.OFFICE:
+        return Money.from_minor(_entries_net(account, condition), account.currency)
     minor = (
         Entry.objects.filter(condition, account_id=account.pk)
         .order_by("-business_date", "-id")
@@ -332,6 +398,19 @@ def statement(
         else Money.zero(account.currency)
     )
     closing = _balance_after(account, Q(business_date__lte=date_to) if date_to is not None else Q())
+    balances = [e.balance_after_minor for e in rows]
+    if rows and account.kind == Account.Kind.OFFICE:
+        # No running balance on office entries: the sum before the page, then line by line.
+        first = rows[0]
+        running = _entries_net(
+            account,
+            Q(business_date__lt=first.business_date)
+            | Q(business_date=first.business_date, id__lt=first.pk),
+        )
+        balances = []
+        for e in rows:
+            running += e.amount_minor if e.side == Entry.Side.CREDIT else -e.amount_minor
+            balances.append(running)
     return Statement(
         opening=opening,
         closing=closing,
@@ -344,10 +423,10 @@ def statement(
                 narration=e.journal.narration,
                 side=e.side,
                 amount=Money.from_minor(e.amount_minor, e.currency),
-                balance=Money.from_minor(e.balance_after_minor, e.currency),
+                balance=Money.from_minor(balance, e.currency),
                 purpose=e.purpose,
             )
-            for e in rows
+            for e, balance in zip(rows, balances, strict=True)
         ],
         next_after=(rows[-1].business_date, rows[-1].pk) if more else None,
     )
@@ -390,9 +469,10 @@ def trial_balance(*, currency: str = "") -> list[TrialBalance]:
     """Return the trial balance per currency and GL sub-head, from the balance rows.
 
     One GROUP BY over ``ledger_balance``: an account with a negative ledger balance (credits
-    minus debits) is a debit balance, a positive one a credit balance.
+    minus debits) is a debit balance, a positive one a credit balance. Office rows count
+    their unfolded deltas.
     """
-    rows = AccountBalance.objects.all()
+    rows = balances_live()
     if currency:
         rows = rows.filter(currency=currency)
     grouped = (
@@ -408,14 +488,14 @@ def trial_balance(*, currency: str = "") -> list[TrialBalance]:
         .annotate(
             debit=Sum(
                 Case(
-                    When(ledger_minor__lt=0, then=-F("ledger_minor")),
+                    When(live_minor__lt=0, then=-F("live_minor")),
                     default=0,
                     output_field=BigIntegerField(),
                 )
             ),
             credit=Sum(
                 Case(
-                    When(ledger_minor__gt=0, then=F("ledger_minor")),
+                    When(live_minor__gt=0, then=F("live_minor")),
                     default=0,
                     output_field=BigIntegerField(),
                 )

@@ -941,6 +941,23 @@ SELECT count(e.id) FROM (
     return expired
 
 
+# --- office balances ---------------------------------------------------------------------------
+
+
+def office_balances_fold() -> int:
+    """Move every committed office-balance delta into its balance row; return how many.
+
+    Postings append deltas instead of locking the shared office (GL) rows (see
+    ``OfficeBalanceDelta``); readers already add unfolded deltas, so folding changes no
+    balance anyone sees, only how many rows they must add. Safe at any time and twice:
+    concurrent folds queue on an advisory lock and a delta whose posting has not committed
+    waits for the next fold. Celery beat runs it every few seconds and EOD before its gate.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT ledger_office_fold()")
+        return int(cursor.fetchone()[0])
+
+
 # --- idempotency records -----------------------------------------------------------------------
 
 

@@ -155,6 +155,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# How often beat folds office (GL) balance deltas into their rows (docs/architecture.md).
+LEDGER_OFFICE_FOLD_SECONDS = env.float("LEDGER_OFFICE_FOLD_SECONDS", default=5.0)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Expired Idempotency-Key records (see IDEMPOTENCY_KEY_TTL_HOURS); hourly keeps each purge
@@ -163,6 +165,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "ledger.idempotency_purge",
         "schedule": 3600.0,
         "options": {"queue": "maintenance"},
+    },
+    # Moves office (GL) balance deltas into their rows, so readers add only a few seconds'
+    # worth; postings never lock those rows (docs/architecture.md, "Office balances").
+    "ledger-office-fold": {
+        "task": "ledger.office_fold",
+        "schedule": LEDGER_OFFICE_FOLD_SECONDS,
+        "options": {"expires": LEDGER_OFFICE_FOLD_SECONDS},
     },
     # Links committed audit rows into the hash chain; the posting path never waits for it.
     "audit-seal": {
@@ -209,6 +218,7 @@ CELERY_TASK_ROUTES = {
     "outbox.drain": {"queue": OUTBOX_QUEUE},
     "outbox.purge": {"queue": "maintenance"},
     "ledger.idempotency_purge": {"queue": "maintenance"},
+    "ledger.office_fold": {"queue": "maintenance"},
     "audit.seal": {"queue": "maintenance"},
 }
 CELERY_BEAT_SCHEDULE["outbox-sweep"] = {

@@ -99,7 +99,11 @@ class EntryOutputSerializer(serializers.Serializer):
     account_number = serializers.CharField()
     side = serializers.CharField(help_text="D (debit) or C (credit).")
     amount = MoneyOutField()
-    balance_after = MoneyOutField(help_text="The account's ledger balance after this entry.")
+    balance_after = MoneyOutField(
+        allow_null=True,
+        help_text="The account's ledger balance after this entry; null on office (GL) "
+        "accounts, whose balance is not kept per entry.",
+    )
     purpose = serializers.CharField(help_text="principal, fee, tax, interest...")
 
     class Meta:

@@ -26,8 +26,14 @@ from banksim.core.errors import DomainError
 from banksim.core.money import Money
 from ledger import services
 from ledger.errors import AlreadyReversed, InsufficientFunds, JournalNotPending
-from ledger.models import AccountBalance, ApprovalThreshold, Entry, Hold, Journal
-from ledger.selectors import balance_snapshot, ledger_violations
+from ledger.models import (
+    ApprovalThreshold,
+    Entry,
+    Hold,
+    Journal,
+    OfficeBalanceDelta,
+)
+from ledger.selectors import balance_snapshot, balances_live, ledger_violations
 from tests.concurrency.conftest import is_deadlock, run_together
 from tests.factories import UserFactory
 
@@ -244,15 +250,27 @@ class TestTransferStorm:
         current_snapshot = balance_snapshot(account_id=current.pk)
         assert current_snapshot.ledger.minor >= -OVERDRAFT_MINOR, current_snapshot
         assert current_snapshot.available.minor >= 0, current_snapshot
-        ours = [*customers, cash.pk]
-        # Money is only ever moved, never made: every currency's balances still sum to zero.
-        net_by_currency = dict(
-            AccountBalance.objects.values("currency")
-            .annotate(net=Sum("ledger_minor"))
-            .values_list("currency", "net")
-        )
-        assert set(net_by_currency.values()) == {0}, net_by_currency
-        assert running_balance_breaks(ours) == []
+
+        # Money is only ever moved, never made: every currency's balances still sum to zero,
+        # counting the teller-cash deltas not yet folded, and again once they are folded in.
+        def net_by_currency(field: str) -> dict[str, int]:
+            return dict(
+                balances_live()
+                .values("currency")
+                .annotate(net=Sum(field))
+                .values_list("currency", "net")
+            )
+
+        assert OfficeBalanceDelta.objects.filter(account_id=cash.pk).exists()
+        assert set(net_by_currency("live_minor").values()) == {0}, net_by_currency("live_minor")
+        assert services.office_balances_fold() > 0
+        assert not OfficeBalanceDelta.objects.exists()
+        assert set(net_by_currency("ledger_minor").values()) == {0}
+        assert running_balance_breaks(customers) == []
+        # Office entries carry no running balance: the cash row is not locked by postings.
+        assert not Entry.objects.filter(
+            account_id=cash.pk, balance_after_minor__isnull=False
+        ).exists()
 
 
 class TestLastFundsRace:
