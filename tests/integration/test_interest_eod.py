@@ -7,14 +7,14 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Account
 from eod.steps import StepContext
 from interest.daycount import UNITS_PER_MINOR
 from interest.selectors import AccrualWindow, accrual_window, accrued_interest
-from interest.services import interest_accrue
+from interest.services import accrual_rows_open, interest_accrue
 from interest.steps import accrue_and_capitalise
 from ledger.models import AccountBalance, Entry
 from ledger.selectors import ledger_violations
@@ -79,6 +79,17 @@ class TestAccrualWindow:
 @pytest.mark.django_db
 @pytest.mark.usefixtures("rates")
 class TestDailyAccrual:
+    def test_opening_accrual_rows_leaves_the_planner_settings_of_the_transaction_alone(
+        self, funded_account: Callable[..., Account]
+    ) -> None:
+        # EOD opens the rows inside its step's transaction; a leaked enable_nestloop = off
+        # made every later bulk posting of that transaction cost 10^10 and JIT-compile.
+        funded_account("10.00")
+        with transaction.atomic(), connection.cursor() as cursor:
+            assert accrual_rows_open() == 1
+            cursor.execute("SHOW enable_nestloop")
+            assert cursor.fetchone()[0] == "on"
+
     def test_each_account_accrues_its_own_balance_at_its_products_rate(
         self, funded_account: Callable[..., Account]
     ) -> None:
