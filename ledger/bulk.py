@@ -8,12 +8,11 @@ customer legs plus one aggregated counter leg, locks every balance row it touche
 ascending account id (the lock order of ``ledger_post``, so the two cannot deadlock), inserts
 the journals and their entries with the running ``balance_after_minor`` (none on office
 accounts, whose rows may also have deltas waiting for ``ledger_office_fold``), and moves the
-balances with one ``UPDATE ... FROM``. The deferred balanced-journal trigger still checks
-every journal at commit.
+balances with one ``UPDATE ... FROM``. The balanced-journal trigger checks every journal
+the statement wrote, once, at the end of the statement.
 
-Why small journals: that trigger fires once per entry and re-sums the entry's whole journal,
-so a journal of n entries costs n^2 row reads at commit. A few dozen legs per journal keeps
-that near-linear while the entry count stays close to one per account.
+Why journals of a few dozen legs: a statement or a page of one stays readable, and the
+per-journal costs (journal row, event, sequence values) stay small next to the entries.
 
 The source is any SELECT (or data-modifying statement with RETURNING, which makes "take the
 amount from the accrual row" and "post it" one atomic statement) producing columns
@@ -200,7 +199,7 @@ def bulk_post(
         a leg's account has no balance row (the entry would not balance its journal)
     """
     assert connection.in_atomic_block, "bulk_post requires the caller's transaction"
-    assert 1 <= journal_size <= 1000, "journal_size keeps the balanced trigger near-linear"
+    assert 1 <= journal_size <= 1000, "a journal of more legs would be unreadable"
     params = {
         **source_params,
         "journal_size": journal_size,

@@ -2,8 +2,9 @@
 
 Design overview: a *Journal* is one business transaction (a bank-unique ``txn_id``); its
 *Entries* are the legs, each a positive amount in minor units on one side (D/C) of one account.
-Per currency, a posted journal's credits equal its debits; a deferred constraint trigger
-refuses any commit where they do not, and another trigger refuses UPDATE/DELETE of entries
+Per currency, a posted journal's credits equal its debits; a statement-level trigger refuses
+any INSERT of entries that leaves a journal where they do not (so a journal's entries go in
+with one statement), and another trigger refuses UPDATE/DELETE of entries
 (corrections are reversals). *AccountBalance* is the ledger's running balance of one account
 (sign convention: credits minus debits, so a customer deposit is positive and the cash GL
 is negative); it is written only by the posting function in the same transaction as the

@@ -14,7 +14,7 @@ def _raw(sql: str, params: list | None = None) -> None:
 
 @pytest.mark.django_db(transaction=True)
 class TestDatabaseGuards:
-    def test_an_unbalanced_journal_is_refused_at_commit(self, bank, funded_account):
+    def test_an_unbalanced_journal_is_refused(self, bank, funded_account):
         saver = funded_account("10.00")
         journal_id = Entry.objects.filter(account=saver).values_list("journal_id", flat=True)[0]
 
@@ -28,6 +28,31 @@ class TestDatabaseGuards:
                 )
 
         assert not Entry.objects.filter(purpose="forged").exists()
+
+    def test_each_statement_must_leave_its_journals_balanced(self, bank, funded_account):
+        # The check runs per statement: a journal cannot be built leg by leg, even if the
+        # legs would balance by commit; both legs in one statement are accepted.
+        saver = funded_account("10.00")
+        cash = bank.office_account("teller_cash")
+        journal_id = Entry.objects.filter(account=saver).values_list("journal_id", flat=True)[0]
+        insert = (
+            "INSERT INTO ledger_entry (journal_id, account_id, side, amount_minor, currency, "
+            "business_date, balance_after_minor, purpose) VALUES {}"
+        )
+        leg = "(%s, %s, %s, 1, 'USD', now()::date, NULL, 'forged')"
+
+        with pytest.raises(DatabaseError, match=r"ledger\.unbalanced_journal"):
+            with transaction.atomic():
+                _raw(insert.format(leg), [journal_id, saver.pk, "C"])
+                _raw(insert.format(leg), [journal_id, cash.pk, "D"])
+        assert not Entry.objects.filter(purpose="forged").exists()
+
+        with transaction.atomic():
+            _raw(
+                insert.format(f"{leg}, {leg}"),
+                [journal_id, saver.pk, "C", journal_id, cash.pk, "D"],
+            )
+        assert Entry.objects.filter(purpose="forged").count() == 2
 
     def test_posted_entries_cannot_be_updated(self, funded_account):
         saver = funded_account("10.00")
