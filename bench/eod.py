@@ -6,14 +6,15 @@ Usage::
     .venv/bin/python -m bench.eod --accounts 100000
 
 Seeds a throwaway database (``banksim_bench_eod``) with set-based SQL: customers, accounts
-(90 % savings paying 3.65 % ACT/365, 10 % current accounts, a fifth of them overdrawn at
-18.25 % ACT/365) and their balance rows; the money comes in through ``ledger.bulk.bulk_post``
-funding journals, so every balance is backed by entries. Then, on a month-end business date,
-it times each EOD phase and, as the yardstick, a plain ``UPDATE interest_accrual SET
-credit_units = credit_units`` over the same rows in the same run (and the same on
-``ledger_balance``). ``ratio_accrual`` is accrual rows/s over that plain update's rows/s.
-It ends with ``ledger_violations()`` (must be empty), a table, and the ``RESULT`` line.
-Peak RSS of this process is printed to show memory does not grow with N.
+(90 % savings paying 3.65 % ACT/365 with 10 % tax withheld on it, 10 % current accounts, a
+fifth of them overdrawn at 18.25 % ACT/365) and their balance rows; the money comes in
+through ``ledger.bulk.bulk_post`` funding journals, so every balance is backed by entries.
+Then, on a month-end business date, it times each EOD phase and, as the yardstick, a plain
+``UPDATE interest_accrual SET credit_units = credit_units`` over the same rows in the same
+run (and the same on ``ledger_balance``). ``ratio_accrual`` is accrual rows/s over that
+plain update's rows/s. It ends with ``ledger_violations()`` (must be empty), a table, and
+the ``RESULT`` line. Peak RSS of this process is printed to show memory does not grow with
+N.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def seed_static() -> dict[str, int]:
                 ("50100", "Interest expense", GLSubHead.Category.EXPENSE),
                 ("40200", "Interest income", GLSubHead.Category.INCOME),
                 ("40100", "Fee income", GLSubHead.Category.INCOME),
+                ("20900", "Tax payable", GLSubHead.Category.LIABILITY),
             ]
         }
         products = {}
@@ -93,6 +95,7 @@ def seed_static() -> dict[str, int]:
             effective_from=date(2020, 1, 1),
             credit_interest_rate="3.6500",
             accrual_basis="ACT/365",
+            withholding_tax_rate="10.00",
         )
         ProductTerms.objects.create(
             product=products["CAA-USD"],
@@ -109,6 +112,7 @@ def seed_static() -> dict[str, int]:
         (Account.OfficeRole.INTEREST_EXPENSE, "50100"),
         (Account.OfficeRole.INTEREST_INCOME, "40200"),
         (Account.OfficeRole.FEE_INCOME, "40100"),
+        (Account.OfficeRole.TAX_PAYABLE, "20900"),
     ]:
         office[role] = office_account_open(
             product_code="OAB-USD",
@@ -361,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         log(
             f"capitalised {posted.accounts:,} accounts: credit interest "
-            f"{posted.credit_minor / 100:,.2f} USD, overdraft interest "
+            f"{posted.credit_minor / 100:,.2f} USD, overdraft interest and tax withheld "
             f"{posted.debit_minor / 100:,.2f} USD; vacuums {t_vac2:.1f}s + {t_vac3:.1f}s "
             f"(outside EOD time)"
         )
