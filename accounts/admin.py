@@ -304,15 +304,14 @@ class AccountAdmin(ReadOnlyAdminMixin, AuditHistoryAdmin):
 
     @admin.display(description="ledger balance")
     def ledger_balance(self, obj: Account) -> str:
-        from ledger.selectors import office_pending_minor
+        from ledger.selectors import balance_snapshot
 
         balance = getattr(obj, "balance", None)
         if balance is None:
             return format_minor(None, obj.currency)
-        minor = balance.ledger_minor
-        if balance.is_office:  # a few seconds of GL movement may not be folded in yet
-            minor += office_pending_minor(account_id=obj.pk)
-        return format_minor(minor, obj.currency)
+        if balance.is_office:  # the row may not hold the last seconds of GL movement yet
+            return format_minor(balance_snapshot(account_id=obj.pk).ledger.minor, obj.currency)
+        return format_minor(balance.ledger_minor, obj.currency)
 
     def has_status_permission(self, request: HttpRequest) -> bool:
         # The API's rule: only supervisors freeze and unfreeze.

@@ -55,13 +55,11 @@ def balance_snapshot(*, account_id: int) -> BalanceSnapshot:
 
     :raises BalanceNotFound: if the account has no balance row
     """
-    row = AccountBalance.objects.filter(account_id=account_id).first()
+    row = balances_live().filter(account_id=account_id).first()
     if row is None:
         raise BalanceNotFound(f"no account with id {account_id}")
     cur = row.currency
-    ledger = row.ledger_minor
-    if row.is_office:
-        ledger += office_pending_minor(account_id=account_id)
+    ledger = row.live_minor  # type: ignore[attr-defined]
     return BalanceSnapshot(
         account_id=account_id,
         ledger=Money.from_minor(ledger, cur),
@@ -70,14 +68,6 @@ def balance_snapshot(*, account_id: int) -> BalanceSnapshot:
         min_balance=Money.from_minor(row.min_balance_minor, cur),
         overdraft_limit=Money.from_minor(row.overdraft_limit_minor, cur),
     )
-
-
-def office_pending_minor(*, account_id: int) -> int:
-    """Return the committed deltas of an office account not yet folded into its row."""
-    total = OfficeBalanceDelta.objects.filter(account_id=account_id).aggregate(
-        total=Sum("delta_minor")
-    )["total"]
-    return int(total or 0)
 
 
 def balances_live() -> QuerySet[AccountBalance]:
