@@ -107,13 +107,30 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def _canonical_parts(values: Mapping[str, Any]) -> tuple[str, str]:
+    """A row's canonical content as the JSON text before and after its ``object_id``.
+
+    The canonical content is ``json.dumps([HASH_VERSION, *CONTENT_FIELDS values])`` (sorted
+    keys, ASCII, no spaces); a list's JSON is its items' JSON joined by commas, so the text
+    splits cleanly around one item. ``audit_decision_insert`` (SQL) joins the parts around an
+    id it only learns there.
+    """
+    items = [HASH_VERSION, *(_utc(values[n]) if n == "at" else values[n] for n in CONTENT_FIELDS)]
+    split = 1 + CONTENT_FIELDS.index("object_id")
+    before, after = items[:split], items[split + 1 :]
+    return "[" + ",".join(map(_canonical_json, before)) + ",", (
+        "," + ",".join(map(_canonical_json, after)) + "]"
+    )
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def content_hash(values: Mapping[str, Any]) -> str:
     """The sha256 (hex) of a row's canonical content; ``values`` maps ``CONTENT_FIELDS``."""
-    canonical = [HASH_VERSION]
-    for name in CONTENT_FIELDS:
-        value = values[name]
-        canonical.append(_utc(value) if name == "at" else value)
-    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    prefix, suffix = _canonical_parts(values)
+    text = prefix + _canonical_json(values["object_id"]) + suffix
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -122,10 +139,15 @@ def chain_hash(*, seq: int, row_id: int, content: str, prev: str) -> str:
     return hashlib.sha256(f"{seq}|{row_id}|{content}|{prev}".encode()).hexdigest()
 
 
-def _insert(values: dict[str, Any]) -> None:
+def _cleaned(values: dict[str, Any]) -> dict[str, Any]:
     for name, limit in _MAX_LENGTHS.items():
         values[name] = _clean_text(values[name], limit)
     values["details"] = json_ready(values["details"])
+    return values
+
+
+def _insert(values: dict[str, Any]) -> None:
+    values = _cleaned(values)
     digest = content_hash(values)
     params = [values[name] for name in CONTENT_FIELDS]
     params[CONTENT_FIELDS.index("details")] = json.dumps(values["details"])
@@ -170,6 +192,43 @@ def _row(
 # --- writing ---------------------------------------------------------------------------------
 
 
+def _skip_decisions() -> bool:
+    # bench/transfers.py only, set in its own process to price this row; never from the env.
+    return bool(getattr(settings, "AUDIT_BENCH_SKIP_DECISIONS", False))
+
+
+def _decision(
+    *,
+    action: str,
+    object_type: str,
+    object_id: str,
+    details: Mapping[str, Any] | None,
+    outcome: str,
+    actor: Any,
+) -> dict[str, Any]:
+    context = current()
+    who = actor_of(actor) if actor is not None and actor.is_authenticated else context.actor()
+    return _row(
+        context=context,
+        actor=who,
+        kind=AuditLog.Kind.DECISION,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        outcome=outcome,
+        status_code=None,
+        error_code="",
+        details=details,
+    )
+
+
+def audit_object_note(*, object_type: str, object_id: str | int) -> None:
+    """Name the object a request acted on first (its request row says which), if unnamed."""
+    context = current()
+    if context.request is not None and context.first_object is None:
+        context.first_object = (object_type, str(object_id))
+
+
 def audit_record(
     *,
     action: str,
@@ -187,27 +246,54 @@ def audit_record(
     row must commit or roll back with the change it records.
     """
     assert connection.in_atomic_block, "audit_record must run in the transaction it records"
-    # bench/transfers.py only, set in its own process to price this row; never from the env.
-    if getattr(settings, "AUDIT_BENCH_SKIP_DECISIONS", False):
+    if _skip_decisions():
         return
-    context = current()
-    who = actor_of(actor) if actor is not None and actor.is_authenticated else context.actor()
-    if context.request is not None and context.first_object is None:
-        context.first_object = (object_type, str(object_id))
+    audit_object_note(object_type=object_type, object_id=object_id)
     _insert(
-        _row(
-            context=context,
-            actor=who,
-            kind=AuditLog.Kind.DECISION,
+        _decision(
             action=action,
             object_type=object_type,
             object_id=str(object_id),
-            outcome=outcome,
-            status_code=None,
-            error_code="",
             details=details,
+            outcome=outcome,
+            actor=actor,
         )
     )
+
+
+def audit_decision_row(
+    *,
+    action: str,
+    object_type: str,
+    details: Mapping[str, Any] | None = None,
+    actor: Any = None,
+) -> dict[str, Any] | None:
+    """The decision row ``audit_record`` would write, for a SQL function that knows the id.
+
+    For a write whose object id the database assigns (a posting's txn_id): pass the result to
+    that function (``ledger_post``'s ``p_audit``), which calls ``audit_decision_insert`` with
+    the id in the same transaction, then call ``audit_object_note`` with the id. The content
+    hash is computed there from ``content_prefix`` + the id + ``content_suffix``, so the row
+    verifies like any other. ``None`` when decision rows are switched off (the benchmark).
+    """
+    if _skip_decisions():
+        return None
+    values = _cleaned(
+        _decision(
+            action=action,
+            object_type=object_type,
+            object_id="",
+            details=details,
+            outcome=AuditLog.Outcome.SUCCESS,
+            actor=actor,
+        )
+    )
+    prefix, suffix = _canonical_parts(values)
+    row = {name: values[name] for name in CONTENT_FIELDS if name != "object_id"}
+    row["at"] = _utc(values["at"])
+    row["content_prefix"] = prefix
+    row["content_suffix"] = suffix
+    return row
 
 
 def outcome_of(status_code: int) -> str:

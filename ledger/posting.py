@@ -39,7 +39,7 @@ class PostedJournal:
 _SQL = (
     "SELECT journal_id, txn_id FROM ledger_post("
     "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::bigint[], %s::text[], "
-    "%s::bigint[], %s::text[], %s, %s, %s::bigint[], %s::jsonb)"
+    "%s::bigint[], %s::text[], %s, %s, %s::bigint[], %s::jsonb, %s::jsonb)"
 )
 
 
@@ -82,11 +82,13 @@ def journal_post(
     check_funds: bool = True,
     consume_hold_ids: list[int] | None = None,
     event: dict[str, Any] | None = None,
+    audit: dict[str, Any] | None = None,
 ) -> PostedJournal:
     """Post balanced legs as one journal (or post an entered journal when ``journal_id``).
 
     Requires the caller's transaction. Locks every account's balance row until it ends.
-    ``event`` (``outbox.events.posting_event``) is written to the outbox by the same statement.
+    ``event`` (``outbox.events.posting_event``) is written to the outbox by the same statement,
+    and so is ``audit`` (``audit.services.audit_decision_row``), with the new txn_id.
 
     :raises MalformedLegs: if legs mix currencies, do not balance, or have fewer than two
     :raises InsufficientFunds: / :raises AccountClosed: / :raises AccountFrozen:
@@ -126,6 +128,7 @@ def journal_post(
         check_funds,
         consume_hold_ids or [],
         None if event is None else json.dumps(event, separators=(",", ":")),
+        None if audit is None else json.dumps(audit, separators=(",", ":")),
     ]
     try:
         with connection.cursor() as cursor:

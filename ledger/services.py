@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 
 from accounts.models import Account, Calendar
-from audit.services import audit_record
+from audit.services import audit_decision_row, audit_object_note, audit_record
 from banksim.core.money import Money
 from fees.services import fee_assess, fee_usage_release
 from ledger.errors import (
@@ -211,28 +211,17 @@ def _check_accounts(movement: Movement) -> tuple[dict[int, _AccountFacts], int]:
     )
 
 
-def _audit_movement(
-    action: str,
-    txn_id: str,
-    movement: Movement,
-    debit: _AccountFacts,
-    credit: _AccountFacts,
-    actor: AbstractBaseUser | None,
-) -> None:
-    audit_record(
-        action=action,
-        object_type="transaction",
-        object_id=txn_id,
-        details={
-            "type": movement.txn_type,
-            "channel": movement.channel,
-            "amount": movement.amount.to_wire(),
-            "currency": movement.amount.currency,
-            "debit_account": debit.account_number,
-            "credit_account": credit.account_number,
-        },
-        actor=actor,
-    )
+def _movement_audit_details(
+    movement: Movement, debit: _AccountFacts, credit: _AccountFacts
+) -> dict[str, Any]:
+    return {
+        "type": movement.txn_type,
+        "channel": movement.channel,
+        "amount": movement.amount.to_wire(),
+        "currency": movement.amount.currency,
+        "debit_account": debit.account_number,
+        "credit_account": credit.account_number,
+    }
 
 
 def movement_post(
@@ -306,7 +295,13 @@ def movement_post(
             business_date=business_date,
             now=now,
         )
-        _audit_movement("transaction.entered", journal.txn_id, movement, debit, credit, actor)
+        audit_record(
+            action="transaction.entered",
+            object_type="transaction",
+            object_id=journal.txn_id,
+            details=_movement_audit_details(movement, debit, credit),
+            actor=actor,
+        )
         outbox_enqueue(
             event=outbox_events.transaction_entered(
                 journal,
@@ -354,8 +349,15 @@ def movement_post(
             fees=details.get("fees"),
             actor=actor,
         ),
+        # Written by the posting statement itself, which alone knows the txn_id.
+        audit=audit_decision_row(
+            action="transaction.posted",
+            object_type="transaction",
+            details=_movement_audit_details(movement, debit, credit),
+            actor=actor,
+        ),
     )
-    _audit_movement("transaction.posted", posted.txn_id, movement, debit, credit, actor)
+    audit_object_note(object_type="transaction", object_id=posted.txn_id)
     # Built from what was just inserted: re-reading the row would cost a round trip.
     journal = Journal(
         pk=posted.journal_id,

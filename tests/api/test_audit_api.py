@@ -243,8 +243,9 @@ class TestDecisionRows:
         from ledger.services import Movement, movement_execute
 
         payer, payee = funded_account("100.00"), open_account()
-        original = ledger_services._audit_movement
+        original = ledger_services.audit_object_note
 
+        # Runs once the posting statement has written the journal and its decision row.
         def record_then_fail(*args, **kwargs):
             original(*args, **kwargs)
             raise RuntimeError("the posting fails after its audit row was written")
@@ -268,14 +269,14 @@ class TestDecisionRows:
                 action="transaction.posted", details__credit_account=payee.account_number
             )
 
-        monkeypatch.setattr(ledger_services, "_audit_movement", record_then_fail)
+        monkeypatch.setattr(ledger_services, "audit_object_note", record_then_fail)
         with pytest.raises(RuntimeError):
             post()
 
         assert not Entry.objects.filter(account=payee).exists()
         assert not decisions().exists()
 
-        monkeypatch.setattr(ledger_services, "_audit_movement", original)
+        monkeypatch.setattr(ledger_services, "audit_object_note", original)
         result = post()
 
         assert [d.object_id for d in decisions()] == [result.journal.txn_id]

@@ -8,6 +8,7 @@ The application's own role (``banksim_app``) must not be able to change a row at
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,12 +21,14 @@ from django.db import DatabaseError, connection, transaction
 from audit.context import batch_context
 from audit.models import AuditChainHead, AuditLog
 from audit.services import (
+    CONTENT_FIELDS,
     GENESIS_HASH,
     audit_chain_report,
     audit_chain_violations,
     audit_record,
     audit_seal,
     chain_hash,
+    content_hash,
 )
 
 pytestmark = pytest.mark.django_db
@@ -337,3 +340,72 @@ class TestSealingWithConcurrentTransactions:
         assert errors == []
         assert AuditLog.objects.filter(row_hash__isnull=True).count() == 0
         assert audit_chain_violations() == []
+
+
+class TestDecisionRowsWrittenInSql:
+    """``audit_decision_insert`` (called by ``ledger_post``) must write what ``audit_record``
+    would: the same columns and the same content hash, so the chain verifies either way."""
+
+    def _written_both_ways(self, details: dict) -> tuple[AuditLog, AuditLog]:
+        from audit.services import audit_decision_row
+
+        with batch_context("sql-row") as context, transaction.atomic():
+            audit_record(action="test.both", object_type="test", object_id="T0042", details=details)
+            row = audit_decision_row(action="test.both", object_type="test", details=details)
+            sql("SELECT audit_decision_insert(%s::jsonb, %s)", [json.dumps(row), "T0042"])
+        python_row, sql_row = AuditLog.objects.filter(request_id=context.request_id).order_by("id")
+        return python_row, sql_row
+
+    def test_a_row_written_in_sql_matches_the_row_python_writes_and_verifies(self):
+        details = {"amount": "1.50", "note": 'caf\u00e9 \u20ac "quoted" \\ back\u0000slash'}
+        python_row, sql_row = self._written_both_ways(details)
+
+        columns = [f.name for f in AuditLog._meta.concrete_fields if f.name not in ("id", "at")]
+        assert {c: getattr(sql_row, c) for c in columns} == {
+            c: getattr(python_row, c) for c in columns
+        } | {"content_hash": sql_row.content_hash}
+        assert sql_row.content_hash == content_hash(
+            {name: getattr(sql_row, name) for name in CONTENT_FIELDS}
+        )
+        audit_seal()
+        assert audit_chain_violations() == []
+
+    def test_a_posting_writes_its_decision_row_with_its_txn_id(
+        self, bank, funded_account, open_account
+    ):
+        from django.utils import timezone
+
+        from banksim.core.money import Money
+        from ledger.services import Movement, movement_execute
+
+        payer, payee = funded_account("20.00"), open_account()
+        result = movement_execute(
+            movement=Movement(
+                txn_type="transfer",
+                debit_account_id=payer.pk,
+                credit_account_id=payee.pk,
+                amount=Money.parse("2.50", "USD"),
+                channel="teller",
+            ),
+            actor=None,
+            business_date=bank.business_date,
+            now=timezone.now(),
+        )
+
+        [row] = AuditLog.objects.filter(
+            action="transaction.posted", details__credit_account=payee.account_number
+        )
+        assert (row.object_type, row.object_id) == ("transaction", result.journal.txn_id)
+        audit_seal()
+        assert audit_chain_violations() == []
+
+    @pytest.mark.parametrize("object_id", ["", "caf\u00e9", 'a"b', "x" * 65])
+    def test_an_id_the_two_json_encoders_could_disagree_on_is_refused(self, object_id):
+        from audit.services import audit_decision_row
+
+        row = audit_decision_row(action="test.odd", object_type="test")
+        message = refused(
+            "SELECT audit_decision_insert(%s::jsonb, %s)", [json.dumps(row), object_id]
+        )
+        assert "audit.object_id_not_plain" in message
+        assert not AuditLog.objects.filter(action="test.odd").exists()

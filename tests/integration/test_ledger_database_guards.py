@@ -92,3 +92,14 @@ class TestDatabaseGuards:
 
         with pytest.raises(CommandError):
             call_command("ledger_verify")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("function", ["ledger_post", "limits_consume"])
+def test_posting_path_functions_plan_once_per_session(function):
+    # A migration that recreates one of these must set the mode again (ledger migration 0008):
+    # without it every posting pays for re-planning its statements.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT proconfig FROM pg_proc WHERE proname = %s", [function])
+        configs = [row[0] for row in cursor.fetchall()]
+    assert configs == [["plan_cache_mode=force_generic_plan"]]
