@@ -81,11 +81,43 @@ _USAGE = FeeUsage._meta.db_table
 _ACCOUNT = Account._meta.db_table
 _CUSTOMER = Customer._meta.db_table
 
-# Specificity = how many of product, channel, segment the rule pins. Rates are cast to text so
-# that JSON carries them as strings (a JSON number would come back as a float).
+# The winning rule's columns, in the order the query returns them after the account's four.
+_RULE_COLUMNS = (
+    "id",
+    "version",
+    "calc_type",
+    "flat_minor",
+    "rate_percent",
+    "tiers",
+    "min_fee_minor",
+    "max_fee_minor",
+    "free_uses",
+    "free_period",
+    "tax_rate_percent",
+    "income_account_id",
+    "tax_account_id",
+    "product_id",
+    "channel",
+    "segment",
+    "priority",
+    "used",
+)
+
+# Specificity = how many of product, channel, segment the rule pins. Rates come as text, so
+# that Decimal gets them exactly. The rule is a LATERAL join (plain columns, no JSON to parse).
 _FACTS_SQL = f"""
 SELECT a.currency, a.customer_id, a.product_id, COALESCE(c.segment, ''),
-  (SELECT row_to_json(r) FROM (
+       r.id, r.version, r.calc_type, r.flat_minor, r.rate_percent, r.tiers, r.min_fee_minor,
+       r.max_fee_minor, r.free_uses, r.free_period, r.tax_rate_percent, r.income_account_id,
+       r.tax_account_id, r.product_id, r.channel, r.segment, r.priority, r.used,
+  (SELECT w.id FROM {_WAIVER} w
+    WHERE (w.account_id = a.id OR w.customer_id = a.customer_id)
+      AND w.event IN ('', %(event)s)
+      AND w.valid_from <= %(day)s AND w.expires_on > %(day)s
+    ORDER BY w.id LIMIT 1) AS waiver_id
+FROM {_ACCOUNT} a
+LEFT JOIN {_CUSTOMER} c ON c.id = a.customer_id
+LEFT JOIN LATERAL (
       SELECT f.id, f.version, f.calc_type, f.flat_minor, f.rate_percent::text AS rate_percent,
              f.tiers, f.min_fee_minor, f.max_fee_minor, f.free_uses, f.free_period,
              f.tax_rate_percent::text AS tax_rate_percent, f.income_account_id,
@@ -103,13 +135,7 @@ SELECT a.currency, a.customer_id, a.product_id, COALESCE(c.segment, ''),
          AND f.segment IN ('', COALESCE(c.segment, ''))
        ORDER BY (f.product_id IS NOT NULL)::int + (f.channel <> '')::int
                 + (f.segment <> '')::int DESC, f.priority, f.id
-       LIMIT 1) r) AS rule,
-  (SELECT w.id FROM {_WAIVER} w
-    WHERE (w.account_id = a.id OR w.customer_id = a.customer_id)
-      AND w.event IN ('', %(event)s)
-      AND w.valid_from <= %(day)s AND w.expires_on > %(day)s
-    ORDER BY w.id LIMIT 1) AS waiver_id
-FROM {_ACCOUNT} a LEFT JOIN {_CUSTOMER} c ON c.id = a.customer_id
+       LIMIT 1) r ON true
 WHERE a.id = %(account)s
 """
 
@@ -130,9 +156,11 @@ def assessment_facts(
         row = cursor.fetchone()
     if row is None:
         return None
-    currency, customer_id, product_id, segment, rule, waiver_id = row
-    if isinstance(rule, str):  # a driver without a JSON loader registered
-        rule = json.loads(rule)
+    currency, customer_id, product_id, segment = row[:4]
+    rule_values = row[4 : 4 + len(_RULE_COLUMNS)]
+    rule = dict(zip(_RULE_COLUMNS, rule_values, strict=True)) if rule_values[0] else None
+    if rule is not None and isinstance(rule["tiers"], str):  # a driver without a JSON loader
+        rule["tiers"] = json.loads(rule["tiers"])
     return AssessmentFacts(
         account_id=account_id,
         currency=currency,
@@ -140,7 +168,7 @@ def assessment_facts(
         product_id=product_id,
         segment=segment,
         rule=rule,
-        waiver_id=waiver_id,
+        waiver_id=row[-1],
     )
 
 
