@@ -67,6 +67,20 @@ def currency_exponent(code: str) -> int:
         raise UnknownCurrency(f"{code!r} is not a supported ISO 4217 currency code") from None
 
 
+# One grid step per currency (Decimal("0.01") for USD), built once: every Money checks its
+# amount against it, many times per posting.
+_QUANTA: dict[str, Decimal] = {
+    code: Decimal(1).scaleb(-exponent) for code, exponent in CURRENCY_EXPONENTS.items()
+}
+
+
+def _quantum(code: str) -> Decimal:
+    try:
+        return _QUANTA[code]
+    except (KeyError, TypeError):
+        raise UnknownCurrency(f"{code!r} is not a supported ISO 4217 currency code") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     amount: Decimal
@@ -77,19 +91,20 @@ class Money:
             raise InvalidAmount("money amounts must be Decimal, never float")
         if not self.amount.is_finite():
             raise InvalidAmount("money amounts must be finite")
-        exponent = currency_exponent(self.currency)
-        quantum = Decimal(1).scaleb(-exponent)
+        quantum = _quantum(self.currency)
         try:
-            on_grid = self.amount == self.amount.quantize(quantum, rounding=BANKERS_ROUNDING)
+            on_grid = self.amount.quantize(quantum, rounding=BANKERS_ROUNDING)
         except InvalidOperation:
             # More digits than the Decimal context holds: no amount a bank could book.
             raise InvalidAmount(f"{self.amount} is too large to be an amount") from None
-        if not on_grid:
+        if on_grid != self.amount:
             raise InvalidAmount(
-                f"{self.amount} has more decimal places than {self.currency} allows ({exponent})"
+                f"{self.amount} has more decimal places than {self.currency} allows"
+                f" ({currency_exponent(self.currency)})"
             )
-        # Normalise the representation so equal amounts print identically ("1.50", not "1.5").
-        object.__setattr__(self, "amount", self.amount.quantize(quantum))
+        # Normalise the representation so equal amounts print identically ("1.50", not "1.5"):
+        # the quantised value is equal to the amount and carries the currency's exponent.
+        object.__setattr__(self, "amount", on_grid)
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -133,9 +148,8 @@ class Money:
         """Quantise a computed value (fee, interest) to the currency with BANKERS_ROUNDING."""
         if isinstance(value, float) or not isinstance(value, Decimal):
             raise InvalidAmount("money amounts must be Decimal, never float")
-        quantum = Decimal(1).scaleb(-currency_exponent(currency))
         try:
-            rounded = value.quantize(quantum, rounding=BANKERS_ROUNDING)
+            rounded = value.quantize(_quantum(currency), rounding=BANKERS_ROUNDING)
         except InvalidOperation:
             raise InvalidAmount(f"{value} is too large to be an amount") from None
         return cls(rounded, currency)
