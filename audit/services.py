@@ -117,10 +117,8 @@ def _canonical_parts(values: Mapping[str, Any]) -> tuple[str, str]:
     """
     items = [HASH_VERSION, *(_utc(values[n]) if n == "at" else values[n] for n in CONTENT_FIELDS)]
     split = 1 + CONTENT_FIELDS.index("object_id")
-    before, after = items[:split], items[split + 1 :]
-    return "[" + ",".join(map(_canonical_json, before)) + ",", (
-        "," + ",".join(map(_canonical_json, after)) + "]"
-    )
+    # Both slices are non-empty: "[a,b" + "," and "," + "c,d]".
+    return _canonical_json(items[:split])[:-1] + ",", "," + _canonical_json(items[split + 1 :])[1:]
 
 
 def _canonical_json(value: Any) -> str:
