@@ -625,9 +625,22 @@ class Comparison:
 
     @property
     def cost(self) -> float | None:
-        """1 - tps with / tps without: the share of throughput the switched-on thing costs."""
-        off, on = self.tps_without, self.tps_with
-        return None if not off or on is None else 1 - on / off
+        """1 - tps with / tps without: the share of throughput the switched-on thing costs.
+
+        The median of each round's own ratio: a round's two phases run back to back, so a
+        drift of the machine's speed over minutes (seen here: 20 % between rounds of the
+        same code) weighs on both sides of a ratio alike instead of on one side's median.
+        """
+        ratios = self.round_costs
+        return statistics.median(ratios) if ratios else None
+
+    @property
+    def round_costs(self) -> list[float]:
+        return [
+            1 - on.tps / off.tps
+            for off, on in zip(self.without, self.with_, strict=False)
+            if off.tps and not off.skipped and not on.skipped
+        ]
 
 
 def _median_tps(phases: list[PhaseResult]) -> float | None:
@@ -979,6 +992,9 @@ def run(args: argparse.Namespace) -> int:
                 f"service c{top}: {fmt_number(comparison.tps_without)} tps without {what},"
                 f" {fmt_number(comparison.tps_with)} with; cost"
                 f" {fmt_number(comparison.cost * 100 if comparison.cost is not None else None)} %"
+                " (median of the rounds: "
+                + ", ".join(f"{c * 100:.1f}" for c in comparison.round_costs)
+                + ")"
             )
 
     service_tps = tps_of(service[top])
