@@ -75,10 +75,9 @@ _QUANTA: dict[str, Decimal] = {
 
 
 def _quantum(code: str) -> Decimal:
-    try:
-        return _QUANTA[code]
-    except (KeyError, TypeError):
-        raise UnknownCurrency(f"{code!r} is not a supported ISO 4217 currency code") from None
+    """The grid step of ``code``; an unknown code raises ``currency_exponent``'s error."""
+    quantum = _QUANTA.get(code) if isinstance(code, str) else None
+    return quantum if quantum is not None else Decimal(1).scaleb(-currency_exponent(code))
 
 
 @dataclass(frozen=True, slots=True)
