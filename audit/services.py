@@ -265,14 +265,15 @@ def audit_decision_row(
     object_type: str,
     details: Mapping[str, Any] | None = None,
     actor: Any = None,
-) -> dict[str, Any] | None:
+) -> tuple[str, str] | None:
     """The decision row ``audit_record`` would write, for a SQL function that knows the id.
 
     For a write whose object id the database assigns (a posting's txn_id): pass the result to
     that function (``ledger_post``'s ``p_audit``), which calls ``audit_decision_insert`` with
-    the id in the same transaction, then call ``audit_object_note`` with the id. The content
-    hash is computed there from ``content_prefix`` + the id + ``content_suffix``, so the row
-    verifies like any other. ``None`` when decision rows are switched off (the benchmark).
+    the id in the same transaction, then call ``audit_object_note`` with the id. The result is
+    the row's canonical content as the text before and after its object id: the function
+    joins the two around the id, hashes that text and reads the columns back from it, so the
+    row verifies like any other. ``None`` when decision rows are switched off (the benchmark).
     """
     if _skip_decisions():
         return None
@@ -286,12 +287,7 @@ def audit_decision_row(
             actor=actor,
         )
     )
-    prefix, suffix = _canonical_parts(values)
-    row = {name: values[name] for name in CONTENT_FIELDS if name != "object_id"}
-    row["at"] = _utc(values["at"])
-    row["content_prefix"] = prefix
-    row["content_suffix"] = suffix
-    return row
+    return _canonical_parts(values)
 
 
 def outcome_of(status_code: int) -> str:

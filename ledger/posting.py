@@ -39,7 +39,7 @@ class PostedJournal:
 _SQL = (
     "SELECT journal_id, txn_id FROM ledger_post("
     "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::bigint[], %s::text[], "
-    "%s::bigint[], %s::text[], %s, %s, %s::bigint[], %s::jsonb, %s::jsonb)"
+    "%s::bigint[], %s::text[], %s, %s, %s::bigint[], %s::jsonb, %s::text, %s::text)"
 )
 
 
@@ -82,7 +82,7 @@ def journal_post(
     check_funds: bool = True,
     consume_hold_ids: list[int] | None = None,
     event: dict[str, Any] | None = None,
-    audit: dict[str, Any] | None = None,
+    audit: tuple[str, str] | None = None,
 ) -> PostedJournal:
     """Post balanced legs as one journal (or post an entered journal when ``journal_id``).
 
@@ -128,7 +128,7 @@ def journal_post(
         check_funds,
         consume_hold_ids or [],
         None if event is None else json.dumps(event, separators=(",", ":")),
-        None if audit is None else json.dumps(audit, separators=(",", ":")),
+        *(audit or (None, None)),
     ]
     try:
         with connection.cursor() as cursor:

@@ -8,7 +8,6 @@ The application's own role (``banksim_app``) must not be able to change a row at
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -351,8 +350,10 @@ class TestDecisionRowsWrittenInSql:
 
         with batch_context("sql-row") as context, transaction.atomic():
             audit_record(action="test.both", object_type="test", object_id="T0042", details=details)
-            row = audit_decision_row(action="test.both", object_type="test", details=details)
-            sql("SELECT audit_decision_insert(%s::jsonb, %s)", [json.dumps(row), "T0042"])
+            prefix, suffix = audit_decision_row(
+                action="test.both", object_type="test", details=details
+            )
+            sql("SELECT audit_decision_insert(%s, %s, %s)", [prefix, suffix, "T0042"])
         python_row, sql_row = AuditLog.objects.filter(request_id=context.request_id).order_by("id")
         return python_row, sql_row
 
@@ -403,9 +404,28 @@ class TestDecisionRowsWrittenInSql:
     def test_an_id_the_two_json_encoders_could_disagree_on_is_refused(self, object_id):
         from audit.services import audit_decision_row
 
-        row = audit_decision_row(action="test.odd", object_type="test")
-        message = refused(
-            "SELECT audit_decision_insert(%s::jsonb, %s)", [json.dumps(row), object_id]
-        )
+        prefix, suffix = audit_decision_row(action="test.odd", object_type="test")
+        message = refused("SELECT audit_decision_insert(%s, %s, %s)", [prefix, suffix, object_id])
         assert "audit.object_id_not_plain" in message
         assert not AuditLog.objects.filter(action="test.odd").exists()
+
+    @pytest.mark.parametrize(
+        "cut",
+        [
+            lambda prefix, suffix: (prefix.replace('"v1"', '"v2"'), suffix),  # other version
+            # The id lands one place early: the object type follows it.
+            lambda prefix, suffix: (
+                prefix.replace(',"transaction",', ","),
+                ',"transaction"' + suffix,
+            ),
+            lambda prefix, suffix: (prefix, suffix.replace(',"success"', "")),  # too short
+        ],
+        ids=["version", "misaligned-id", "too-short"],
+    )
+    def test_content_that_is_not_a_whole_row_is_refused(self, cut):
+        from audit.services import audit_decision_row
+
+        prefix, suffix = cut(*audit_decision_row(action="test.cut", object_type="transaction"))
+        message = refused("SELECT audit_decision_insert(%s, %s, %s)", [prefix, suffix, "T0001"])
+        assert "audit.content_malformed" in message
+        assert not AuditLog.objects.filter(action="test.cut").exists()
