@@ -86,14 +86,15 @@ def json_ready(value: Any) -> Any:
     Floats would not (jsonb stores numeric, ``1e20`` comes back as an int), so they are
     written as strings, like Decimals and dates.
     """
-    if isinstance(value, Mapping):
+    # Commonest first: a details dict is mostly strings (Mapping is an ABC, slow to test).
+    if isinstance(value, str):
+        return _clean_text(value, None)
+    if isinstance(value, dict | Mapping):
         return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [json_ready(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, int):
+    if isinstance(value, bool | int) or value is None:
         return value
-    if isinstance(value, str):
-        return _clean_text(value, None)
     if isinstance(value, float):
         return repr(value)
     try:
@@ -121,8 +122,12 @@ def _canonical_parts(values: Mapping[str, Any]) -> tuple[str, str]:
     return _canonical_json(items[:split])[:-1] + ",", "," + _canonical_json(items[split + 1 :])[1:]
 
 
+# One encoder for every row: json.dumps with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _CANONICAL.encode(value)
 
 
 def content_hash(values: Mapping[str, Any]) -> str:

@@ -20,30 +20,32 @@ DROP FUNCTION audit_decision_insert(jsonb, text);
 CREATE FUNCTION audit_decision_insert(p_prefix text, p_suffix text, p_object_id text)
 RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-    v_content text;
-    v jsonb;
 BEGIN
     -- PostgreSQL's to_json and Python's json.dumps escape only plain ASCII the same way.
     IF p_object_id !~ '^[A-Za-z0-9._:-]{1,64}$' THEN
         RAISE EXCEPTION 'audit.object_id_not_plain'
             USING DETAIL = json_build_object('object_id', left(p_object_id, 64))::text;
     END IF;
-    v_content := p_prefix || to_json(p_object_id)::text || p_suffix;
-    -- ["v1", at, kind, channel, actor, actor_user_id, role, action, object_type, object_id,
-    --  request_id, outcome, status_code, error_code, source_ip, details]
-    v := v_content::jsonb;
-    IF jsonb_typeof(v) IS DISTINCT FROM 'array' OR jsonb_array_length(v) <> 16
-       OR v->>0 IS DISTINCT FROM 'v1' OR v->>9 IS DISTINCT FROM p_object_id THEN
-        RAISE EXCEPTION 'audit.content_malformed'
-            USING DETAIL = json_build_object('length', length(v_content))::text;
-    END IF;
+    -- One statement for the rest: a posting pays for each PL/pgSQL statement it runs.
+    -- The content is ["v1", at, kind, channel, actor, actor_user_id, role, action,
+    -- object_type, object_id, request_id, outcome, status_code, error_code, source_ip,
+    -- details]; the row is written only if it is a whole v1 row with the id in its place.
     INSERT INTO audit_auditlog (at, kind, channel, actor, actor_user_id, role, action,
                                 object_type, object_id, request_id, outcome, status_code,
                                 error_code, source_ip, details, content_hash)
-    VALUES ((v->>1)::timestamptz, v->>2, v->>3, v->>4, (v->>5)::bigint, v->>6, v->>7,
-            v->>8, p_object_id, v->>10, v->>11, (v->>12)::smallint, v->>13, v->>14, v->15,
-            encode(sha256(convert_to(v_content, 'UTF8')), 'hex'));
+    SELECT (r.v->>1)::timestamptz, r.v->>2, r.v->>3, r.v->>4, (r.v->>5)::bigint, r.v->>6,
+           r.v->>7, r.v->>8, p_object_id, r.v->>10, r.v->>11, (r.v->>12)::smallint,
+           r.v->>13, r.v->>14, r.v->15, encode(sha256(convert_to(r.content, 'UTF8')), 'hex')
+      -- OFFSET 0 keeps the subquery whole: inlined, each r.v would parse the text again.
+      FROM (SELECT c.content, c.content::jsonb AS v
+              FROM (SELECT p_prefix || to_json(p_object_id)::text || p_suffix AS content) c
+            OFFSET 0) r
+     WHERE jsonb_typeof(r.v) = 'array' AND jsonb_array_length(r.v) = 16
+       AND r.v->>0 = 'v1' AND r.v->>9 = p_object_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'audit.content_malformed' USING DETAIL = json_build_object(
+            'length', length(p_prefix) + length(p_suffix))::text;
+    END IF;
 END;
 $$;
 """
