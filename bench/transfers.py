@@ -643,6 +643,14 @@ class Comparison:
         ]
 
 
+def _middle_half(costs: list[float]) -> str:
+    """The rounds' interquartile range: how far one run's figure can be trusted."""
+    if len(costs) < 4:
+        return ""
+    low, _, high = statistics.quantiles(costs, n=4)
+    return f"; middle half of the rounds {low * 100:.1f}-{high * 100:.1f} %"
+
+
 def _median_tps(phases: list[PhaseResult]) -> float | None:
     return statistics.median(p.tps for p in phases) if phases else None
 
@@ -995,6 +1003,7 @@ def run(args: argparse.Namespace) -> int:
                 " (median of the rounds: "
                 + ", ".join(f"{c * 100:.1f}" for c in comparison.round_costs)
                 + ")"
+                + _middle_half(comparison.round_costs)
             )
 
     service_tps = tps_of(service[top])
