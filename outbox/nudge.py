@@ -1,17 +1,23 @@
 """The on-commit nudge: wake a drainer soon after an event commits, without NOTIFY per commit.
 
-A transaction that wrote an event registers ``nudge`` on commit. ``nudge`` only sets a flag;
-a daemon thread of the process sends one ``outbox.drain`` task for all the flags set since
-its last send, and then waits ``OUTBOX_NUDGE_INTERVAL_SECONDS`` before it sends again. So a
-request never waits for the broker (nor fails because it is down), and a busy process sends
-at most a few nudges a second whatever its commit rate. Nudges are an optimisation only: a
-drainer that is already running sees new events by itself (it lingers before it stops), and
-Celery beat's sweep starts a drain every few seconds in case a nudge was lost.
+A transaction that wrote an event registers ``nudge`` on commit. ``nudge`` only notes the
+time and sets a flag; a daemon thread of the process looks at the flag at most every
+``OUTBOX_NUDGE_INTERVAL_SECONDS`` and then sends one ``outbox.drain`` task, or not. So a
+request never waits for the broker (nor fails because it is down).
+
+It sends when a drainer may have stopped: on the first commit after this process was quiet
+for ``OUTBOX_DRAIN_LINGER_SECONDS`` (a drainer gives up after that long without work), and
+otherwise every ``OUTBOX_SWEEP_SECONDS`` at most while commits keep coming. While commits
+flow, the drainer the first nudge woke is still draining (it sees new events by itself), so
+a nudge every half second from every process only cost CPU here, on the broker and in
+workers that found the slot taken. Celery beat's sweep starts a drain every few seconds in
+case a nudge was lost.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -27,10 +33,16 @@ class _Nudger:
         self._pid = -1
         self._wake = threading.Event()
         self._lock = threading.Lock()
+        self._last_commit = -math.inf
+        self._after_quiet = False
 
     def nudge(self) -> None:
         if self._pid != os.getpid():
             self._start()
+        now = time.monotonic()
+        if now - self._last_commit >= settings.OUTBOX_DRAIN_LINGER_SECONDS:
+            self._after_quiet = True
+        self._last_commit = now
         self._wake.set()
 
     def _start(self) -> None:
@@ -39,33 +51,44 @@ class _Nudger:
             if self._pid == os.getpid():
                 return
             self._wake = threading.Event()
+            self._last_commit = -math.inf
             threading.Thread(target=self._run, name="outbox-nudge", daemon=True).start()
             self._pid = os.getpid()
+
+    def _due(self, sent_at: float) -> bool:
+        if self._after_quiet:
+            self._after_quiet = False
+            return True
+        return time.monotonic() - sent_at >= settings.OUTBOX_SWEEP_SECONDS
 
     def _run(self) -> None:
         from banksim.celery import app
 
         failures = 0
+        sent_at = -math.inf
         while True:
             self._wake.wait()
             self._wake.clear()
-            try:
-                app.send_task(
-                    "outbox.drain",
-                    queue=settings.OUTBOX_QUEUE,
-                    # A nudge is worth nothing later than the sweep that replaces it: the worker
-                    # skips it (expires) and RabbitMQ drops it unread (expiration, a per-message
-                    # TTL), so nudges sent while no worker runs do not pile up in the queue.
-                    expires=settings.OUTBOX_NUDGE_EXPIRES_SECONDS,
-                    expiration=settings.OUTBOX_NUDGE_EXPIRES_SECONDS,
-                    retry=False,
-                )
-                failures = 0
-            except Exception as exc:  # the broker is down: the beat sweep covers for us
-                failures += 1
-                if failures == 1:
-                    logger.warning("outbox nudge not sent (%s); relying on the sweep", exc)
-                time.sleep(min(30.0, 2.0**failures))
+            if self._due(sent_at):
+                try:
+                    app.send_task(
+                        "outbox.drain",
+                        queue=settings.OUTBOX_QUEUE,
+                        # A nudge is worth nothing later than the sweep that replaces it: the
+                        # worker skips it (expires) and RabbitMQ drops it unread (expiration,
+                        # a per-message TTL), so nudges sent while no worker runs do not pile
+                        # up in the queue.
+                        expires=settings.OUTBOX_NUDGE_EXPIRES_SECONDS,
+                        expiration=settings.OUTBOX_NUDGE_EXPIRES_SECONDS,
+                        retry=False,
+                    )
+                    sent_at = time.monotonic()
+                    failures = 0
+                except Exception as exc:  # the broker is down: the beat sweep covers for us
+                    failures += 1
+                    if failures == 1:
+                        logger.warning("outbox nudge not sent (%s); relying on the sweep", exc)
+                    time.sleep(min(30.0, 2.0**failures))
             time.sleep(settings.OUTBOX_NUDGE_INTERVAL_SECONDS)
 
 

@@ -102,6 +102,33 @@ class TestNudge:
         assert 1 <= len(sent) <= 2
         assert sent[0]["name"] == "outbox.drain" and sent[0]["queue"] == "outbox"
 
+    def test_steady_commits_nudge_once_and_a_quiet_spell_nudges_again(self, settings, monkeypatch):
+        settings.OUTBOX_NUDGE = True
+        settings.OUTBOX_NUDGE_INTERVAL_SECONDS = 0.05
+        settings.OUTBOX_DRAIN_LINGER_SECONDS = 0.6
+        settings.OUTBOX_SWEEP_SECONDS = 60.0
+        sent: list[float] = []
+        monkeypatch.setattr(app, "send_task", lambda name, **options: sent.append(time.time()))
+        monkeypatch.setattr(outbox_nudge, "_nudger", outbox_nudge._Nudger())
+
+        def commits_for(seconds: float) -> None:
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                with transaction.atomic():
+                    enqueue_one()
+                time.sleep(0.02)
+
+        # Commits keep coming for well over a nudge interval: the drainer the first nudge
+        # woke sees the rest, so one nudge.
+        commits_for(0.5)
+        time.sleep(0.2)
+        assert len(sent) == 1
+        # Quiet for longer than a drainer lingers: it may have stopped, so nudge again.
+        time.sleep(0.7)
+        commits_for(0.2)
+        time.sleep(0.2)
+        assert len(sent) == 2
+
 
 class TestTasks:
     @pytest.mark.django_db(transaction=True)
