@@ -274,11 +274,12 @@ def audit_decision_row(
     """The decision row ``audit_record`` would write, for a SQL function that knows the id.
 
     For a write whose object id the database assigns (a posting's txn_id): pass the result to
-    that function (``ledger_post``'s ``p_audit``), which calls ``audit_decision_insert`` with
-    the id in the same transaction, then call ``audit_object_note`` with the id. The result is
-    the row's canonical content as the text before and after its object id: the function
-    joins the two around the id, hashes that text and reads the columns back from it, so the
-    row verifies like any other. ``None`` when decision rows are switched off (the benchmark).
+    that function (``ledger_post``'s ``p_audit_prefix`` and ``p_audit_suffix``), which calls
+    ``audit_decision_insert`` with the id in the same transaction, then call
+    ``audit_object_note`` with the id. The result is the row's canonical content as the text
+    before and after its object id: the function joins the two around the id, hashes that
+    text and reads the columns back from it, so the row verifies like any other. ``None``
+    when decision rows are switched off (the benchmark).
     """
     if _skip_decisions():
         return None
