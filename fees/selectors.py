@@ -81,7 +81,7 @@ _USAGE = FeeUsage._meta.db_table
 _ACCOUNT = Account._meta.db_table
 _CUSTOMER = Customer._meta.db_table
 
-# The winning rule's columns, in the order the query returns them after the account's four.
+# The winning rule's columns: the query selects them in this order, after the account's four.
 _RULE_COLUMNS = (
     "id",
     "version",
@@ -107,9 +107,7 @@ _RULE_COLUMNS = (
 # that Decimal gets them exactly. The rule is a LATERAL join (plain columns, no JSON to parse).
 _FACTS_SQL = f"""
 SELECT a.currency, a.customer_id, a.product_id, COALESCE(c.segment, ''),
-       r.id, r.version, r.calc_type, r.flat_minor, r.rate_percent, r.tiers, r.min_fee_minor,
-       r.max_fee_minor, r.free_uses, r.free_period, r.tax_rate_percent, r.income_account_id,
-       r.tax_account_id, r.product_id, r.channel, r.segment, r.priority, r.used,
+       {", ".join(f"r.{column}" for column in _RULE_COLUMNS)},
   (SELECT w.id FROM {_WAIVER} w
     WHERE (w.account_id = a.id OR w.customer_id = a.customer_id)
       AND w.event IN ('', %(event)s)
@@ -158,9 +156,11 @@ def assessment_facts(
         return None
     currency, customer_id, product_id, segment = row[:4]
     rule_values = row[4 : 4 + len(_RULE_COLUMNS)]
-    rule = dict(zip(_RULE_COLUMNS, rule_values, strict=True)) if rule_values[0] else None
-    if rule is not None and isinstance(rule["tiers"], str):  # a driver without a JSON loader
-        rule["tiers"] = json.loads(rule["tiers"])
+    rule = None
+    if rule_values[0] is not None:  # the LATERAL join found a rule
+        rule = dict(zip(_RULE_COLUMNS, rule_values, strict=True))
+        if isinstance(rule["tiers"], str):  # a driver without a JSON loader
+            rule["tiers"] = json.loads(rule["tiers"])
     return AssessmentFacts(
         account_id=account_id,
         currency=currency,
