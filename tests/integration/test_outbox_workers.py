@@ -102,6 +102,35 @@ class TestNudge:
         assert 1 <= len(sent) <= 2
         assert sent[0]["name"] == "outbox.drain" and sent[0]["queue"] == "outbox"
 
+    def test_a_commit_hook_is_registered_once_per_interval_and_again_after_a_rollback(
+        self, settings, monkeypatch
+    ):
+        settings.OUTBOX_NUDGE = True
+        settings.OUTBOX_NUDGE_INTERVAL_SECONDS = 0.3
+        monkeypatch.setattr(app, "send_task", lambda name, **options: None)
+        monkeypatch.setattr(outbox_nudge, "_nudger", outbox_nudge._Nudger())
+
+        def hooks_of_one_transaction(*, commit: bool = True) -> int:
+            with transaction.atomic():
+                outbox_nudge.nudge_on_commit()
+                hooks = len(transaction.get_connection().run_on_commit)
+                if not commit:
+                    transaction.set_rollback(True)
+            return hooks
+
+        rolled_back = hooks_of_one_transaction(commit=False)
+        after_the_rollback = hooks_of_one_transaction()
+        right_after_a_nudge = hooks_of_one_transaction()
+        time.sleep(0.35)
+        an_interval_later = hooks_of_one_transaction()
+
+        assert (rolled_back, after_the_rollback, right_after_a_nudge, an_interval_later) == (
+            1,
+            1,
+            0,
+            1,
+        )
+
     def test_steady_commits_nudge_once_and_a_quiet_spell_nudges_again(self, settings, monkeypatch):
         settings.OUTBOX_NUDGE = True
         settings.OUTBOX_NUDGE_INTERVAL_SECONDS = 0.05
