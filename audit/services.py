@@ -90,7 +90,11 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, str):
         return _clean_text(value, None)
     if isinstance(value, dict | Mapping):
-        return {str(k): json_ready(v) for k, v in value.items()}
+        # A plain string value needs no call: every posting's details are such strings.
+        return {
+            str(k): v if type(v) is str and "\x00" not in v else json_ready(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple | set | frozenset):
         return [json_ready(v) for v in value]
     if isinstance(value, bool | int) or value is None:
@@ -144,7 +148,10 @@ def chain_hash(*, seq: int, row_id: int, content: str, prev: str) -> str:
 
 def _cleaned(values: dict[str, Any]) -> dict[str, Any]:
     for name, limit in _MAX_LENGTHS.items():
-        values[name] = _clean_text(values[name], limit)
+        value = values[name]
+        # Almost every value is clean: test it in place rather than copy it through a call.
+        if len(value) > limit or "\x00" in value:
+            values[name] = _clean_text(value, limit)
     values["details"] = json_ready(values["details"])
     return values
 
