@@ -15,6 +15,7 @@ API. Times are ISO 8601 UTC. Accounts are referred to by account number, transac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
     from accounts.models import Account, Customer
     from ledger.models import Hold, Journal
+    from ledger.posting import Leg
     from ledger.services import Movement
 
 # The envelope's ``schemaversion``: bumped only if the envelope itself changes.
@@ -337,11 +339,13 @@ def posting_event(
     sequence: int,
     aggregate_id: str | None = None,
     nest: str | None = None,
+    legs: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The ``p_event`` argument of ``ledger_post``: it adds txn_id, journal_id and legs.
 
     ``aggregate_id`` None means the journal being posted is the aggregate (its txn_id is made
     by the function); ``nest`` puts the posted journal's identity and legs under that key.
+    ``legs`` (``posted_legs``) spares the function rendering them.
     """
     event: dict[str, Any] = {
         "type": event_type,
@@ -354,7 +358,29 @@ def posting_event(
         event["aggregate_id"] = aggregate_id
     if nest is not None:
         event["nest"] = nest
+    if legs is not None:
+        event["legs"] = legs
     return event
+
+
+def posted_legs(legs: list[Leg], numbers: Mapping[int, str]) -> list[dict[str, str]] | None:
+    """A journal's legs as its event shows them, or None if an account number is not known.
+
+    The same list ``ledger_post`` renders from the accounts it reads (account number, side,
+    amount in the currency's exponent, purpose); a caller that already holds every account
+    passes it so the posting does not build it in SQL.
+    """
+    if any(leg.account_id not in numbers for leg in legs):
+        return None
+    return [
+        {
+            "account": numbers[leg.account_id],
+            "side": leg.side,
+            "amount": leg.amount.to_wire(),
+            "purpose": leg.purpose,
+        }
+        for leg in legs
+    ]
 
 
 def fee_summary(fees: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -404,6 +430,7 @@ def movement_posted(
     credit_account: str,
     fees: list[dict[str, Any]] | None,
     actor: AbstractBaseUser | None,
+    legs: list[dict[str, str]] | None = None,
 ) -> dict[str, Any] | None:
     """``ledger_post``'s event for a movement posted at once (None: the benchmark's switch)."""
     if settings.OUTBOX_BENCH_SKIP_POSTING_EVENTS:
@@ -412,6 +439,7 @@ def movement_posted(
         EventType.TRANSACTION_POSTED,
         currency=movement.amount.currency,
         sequence=1,
+        legs=legs,
         data={
             **movement_data(
                 movement,

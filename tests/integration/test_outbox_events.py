@@ -20,6 +20,7 @@ from accounts.models import Customer
 from banksim.core.money import Money
 from ledger import services as ledger_services
 from ledger.models import ApprovalThreshold
+from ledger.posting import Leg, journal_post
 from limits.errors import DailyLimitExceeded
 from limits.models import LimitRule
 from limits.services import LimitRuleSpec, limit_rule_create
@@ -320,6 +321,74 @@ class TestEveryChangeIsAnnouncedOnce:
             ("principal", "D", "12.34"),
         ]
         assert data["fees"][0]["fee"] == "1.00" and data["fees"][0]["waived"] is False
+
+
+@pytest.mark.django_db
+class TestPostedLegs:
+    """A movement without fee legs renders its event's legs in Python; ledger_post the rest."""
+
+    def test_the_caller_and_ledger_post_render_the_same_legs(
+        self, bank, funded_account, open_account, post_movement, monkeypatch
+    ):
+        payer = funded_account("100.00")
+        payee = open_account()
+        rendered: list[object] = []
+        real = outbox_events.posted_legs
+
+        def spy(legs, numbers):
+            rendered.append(real(legs, numbers))
+            return rendered[-1]
+
+        monkeypatch.setattr(outbox_events, "posted_legs", spy)
+        journal = post_movement("transfer", payer, payee, "12.34").journal
+        with transaction.atomic():
+            # The same legs with an event that does not carry them: the function renders.
+            again = journal_post(
+                legs=[Leg(payer.pk, "D", usd("12.34")), Leg(payee.pk, "C", usd("12.34"))],
+                txn_type="transfer",
+                channel="teller",
+                business_date=bank.business_date,
+                now=timezone.now(),
+                event=outbox_events.posting_event(
+                    outbox_events.EventType.TRANSACTION_POSTED,
+                    currency="USD",
+                    data={},
+                    sequence=1,
+                ),
+            )
+
+        by_caller = OutboxEvent.objects.get(aggregate_id=journal.txn_id).data
+        by_function = OutboxEvent.objects.get(aggregate_id=again.txn_id).data
+        assert rendered == [by_caller["legs"]]
+        principal = {"amount": "12.34", "purpose": "principal"}
+        assert (
+            by_caller["legs"]
+            == by_function["legs"]
+            == [
+                {"account": payer.account_number, "side": "D", **principal},
+                {"account": payee.account_number, "side": "C", **principal},
+            ]
+        )
+        assert (by_caller["txn_id"], by_caller["journal_id"], by_caller["currency"]) == (
+            journal.txn_id,
+            journal.pk,
+            "USD",
+        )
+
+    def test_amounts_follow_the_currency_exponent_and_an_unknown_account_defers_to_sql(self):
+        legs = [
+            Leg(1, "D", Money.parse("1.5", "BHD")),
+            Leg(2, "C", Money.parse("1.5", "BHD"), "fee"),
+        ]
+
+        assert outbox_events.posted_legs(legs, {1: "A1", 2: "A2"}) == [
+            {"account": "A1", "side": "D", "amount": "1.500", "purpose": "principal"},
+            {"account": "A2", "side": "C", "amount": "1.500", "purpose": "fee"},
+        ]
+        assert outbox_events.posted_legs([Leg(1, "D", Money.parse("100", "JPY"))], {1: "A1"}) == [
+            {"account": "A1", "side": "D", "amount": "100", "purpose": "principal"}
+        ]
+        assert outbox_events.posted_legs(legs, {1: "A1"}) is None
 
 
 @pytest.mark.django_db
