@@ -245,6 +245,38 @@ class TestTheDatabaseRefusesChanges:
         )
         assert "audit.append_only" in refused(f"DELETE FROM {TABLE} WHERE id = %s", [unsealed])
 
+    @pytest.mark.parametrize(
+        ("column", "value"),
+        [("kind", "whim"), ("outcome", "maybe"), ("status_code", -1)],
+    )
+    def test_columns_outside_their_rule_are_refused(self, column, value):
+        # kind, outcome and status_code are checked by domain types (migrations 0005, 0007).
+        columns = {
+            "at": "now()",
+            "kind": "'decision'",
+            "channel": "'direct'",
+            "actor": "''",
+            "role": "''",
+            "action": "'test.domain'",
+            "object_type": "''",
+            "object_id": "''",
+            "request_id": "''",
+            "outcome": "'success'",
+            "status_code": "NULL",
+            "error_code": "''",
+            "source_ip": "''",
+            "details": "'{}'",
+            "content_hash": "''",
+        }
+        columns[column] = "%s"
+
+        message = refused(
+            f"INSERT INTO {TABLE} ({', '.join(columns)}) VALUES ({', '.join(columns.values())})",
+            [value],
+        )
+
+        assert "violates check constraint" in message
+
     def test_sealing_may_not_change_content_on_the_way(self):
         [row_id] = record(1)
 
