@@ -26,6 +26,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -120,10 +121,15 @@ def _canonical_parts(values: Mapping[str, Any]) -> tuple[str, str]:
     splits cleanly around one item. ``audit_decision_insert`` (SQL) joins the parts around an
     id it only learns there.
     """
-    items = [HASH_VERSION, *(_utc(values[n]) if n == "at" else values[n] for n in CONTENT_FIELDS)]
-    split = 1 + CONTENT_FIELDS.index("object_id")
-    # Both slices are non-empty: "[a,b" + "," and "," + "c,d]".
-    return _canonical_json(items[:split])[:-1] + ",", "," + _canonical_json(items[split + 1 :])[1:]
+    # Both lists are non-empty: "[a,b" + "," and "," + "c,d]".
+    before = _canonical_json([HASH_VERSION, _utc(values["at"]), *_BEFORE_ID(values)])
+    return before[:-1] + ",", "," + _canonical_json(list(_AFTER_ID(values)))[1:]
+
+
+# The content fields on either side of object_id ("at" first, rendered by _utc).
+assert CONTENT_FIELDS[0] == "at"
+_BEFORE_ID = itemgetter(*CONTENT_FIELDS[1 : CONTENT_FIELDS.index("object_id")])
+_AFTER_ID = itemgetter(*CONTENT_FIELDS[CONTENT_FIELDS.index("object_id") + 1 :])
 
 
 # One encoder for every row: json.dumps with options builds a new one per call.
