@@ -1005,6 +1005,15 @@ def run(args: argparse.Namespace) -> int:
                 + ")"
                 + _middle_half(comparison.round_costs)
             )
+            # Each round's two figures: a drift of the machine shows here as a run of rounds
+            # whose both sides moved together, which the cost alone would hide.
+            log(
+                "  rounds, tps without/with: "
+                + ", ".join(
+                    f"{off.tps:.0f}/{on.tps:.0f}"
+                    for off, on in zip(comparison.without, comparison.with_, strict=False)
+                )
+            )
 
     service_tps = tps_of(service[top])
     log(f"SUMMARY outbox_audit_cost={fmt_cost(outbox_audit)}")
