@@ -43,6 +43,10 @@ _SQL = (
 )
 
 
+# One encoder for every event: json.dumps with options builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
 def _domain_error(exc: DatabaseError) -> DomainError | None:
     cause = exc.__cause__
     diag = getattr(cause, "diag", None)
@@ -127,7 +131,7 @@ def journal_post(
         check_status,
         check_funds,
         consume_hold_ids or [],
-        None if event is None else json.dumps(event, separators=(",", ":")),
+        None if event is None else _COMPACT.encode(event),
         *(audit or (None, None)),
     ]
     try:
