@@ -21,7 +21,6 @@ spaces, time in UTC with microseconds); the chain hash of row ``id`` at position
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from django.utils import timezone
 
 from audit.context import Actor, AuditContext, actor_of, current
 from audit.models import AuditChainHead, AuditLog
+from banksim.core.json_encoders import compact_encoder
 
 logger = logging.getLogger("banksim.audit")
 
@@ -132,12 +132,8 @@ _BEFORE_ID = itemgetter(*CONTENT_FIELDS[1 : CONTENT_FIELDS.index("object_id")])
 _AFTER_ID = itemgetter(*CONTENT_FIELDS[CONTENT_FIELDS.index("object_id") + 1 :])
 
 
-# One encoder for every row: json.dumps with options builds a new one per call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def _canonical_json(value: Any) -> str:
-    return _CANONICAL.encode(value)
+# One encoder for every row (json.dumps makes a new one per call): sorted keys, ASCII, compact.
+_canonical_json = compact_encoder(sort_keys=True)
 
 
 def content_hash(values: Mapping[str, Any]) -> str:
@@ -166,7 +162,7 @@ def _insert(values: dict[str, Any]) -> None:
     values = _cleaned(values)
     digest = content_hash(values)
     params = [values[name] for name in CONTENT_FIELDS]
-    params[CONTENT_FIELDS.index("details")] = json.dumps(values["details"])
+    params[CONTENT_FIELDS.index("details")] = _canonical_json(values["details"])
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_SQL, [*params, digest])
 

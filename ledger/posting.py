@@ -17,6 +17,7 @@ from typing import Any
 from django.db import DatabaseError, connection
 
 from banksim.core.errors import DomainError
+from banksim.core.json_encoders import compact_encoder
 from banksim.core.money import Money
 from ledger.errors import BY_CODE, MalformedLegs, SameAccount
 from outbox.nudge import nudge_on_commit
@@ -43,8 +44,8 @@ _SQL = (
 )
 
 
-# One encoder for every event: json.dumps with options builds a new one per call.
-_COMPACT = json.JSONEncoder(separators=(",", ":"))
+# Made once: json.dumps makes a new encoder per call (banksim.core.json_encoders).
+_compact_json = compact_encoder()
 
 
 def _domain_error(exc: DatabaseError) -> DomainError | None:
@@ -122,7 +123,7 @@ def journal_post(
         maker_id,
         checker_id,
         reversal_of_id,
-        json.dumps(details or {}),
+        _compact_json(details or {}),
         currencies.pop(),
         [leg.account_id for leg in legs],
         [leg.side for leg in legs],
@@ -131,7 +132,7 @@ def journal_post(
         check_status,
         check_funds,
         consume_hold_ids or [],
-        None if event is None else _COMPACT.encode(event),
+        None if event is None else _compact_json(event),
         *(audit or (None, None)),
     ]
     try:
