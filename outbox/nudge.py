@@ -38,9 +38,9 @@ class _Nudger:
         self._after_quiet = False
 
     def wants_commit_hook(self) -> bool:
-        # A commit hook more often than the thread looks at the flag only costs the posting
-        # its on_commit and nudge calls (~25 us of a transfer's Python, measured): while
-        # commits flow, one a look is enough. Only a hook that ran (a commit) counts, so a
+        # Hooks more often than the thread looks at the flag only cost each posting its
+        # on_commit and nudge calls (~25 us of a transfer's Python, measured): while commits
+        # flow, one hook per look is enough. Only a hook that ran (a commit) counts, so a
         # rolled-back transaction leaves the next one to register again.
         return time.monotonic() - self._last_commit >= settings.OUTBOX_NUDGE_INTERVAL_SECONDS
 
