@@ -348,10 +348,7 @@ def movement_post(
             credit_account=credit.account_number,
             fees=details.get("fees"),
             actor=actor,
-            # Fee legs name GL accounts not read here: then ledger_post renders the legs.
-            legs=outbox_events.posted_legs(
-                legs, {a.pk: a.account_number for a in accounts.values()}
-            ),
+            legs=legs,
         ),
         # Written by the posting statement itself, which alone knows the txn_id.
         audit=audit_decision_row(

@@ -430,16 +430,21 @@ def movement_posted(
     credit_account: str,
     fees: list[dict[str, Any]] | None,
     actor: AbstractBaseUser | None,
-    legs: list[dict[str, str]] | None = None,
+    legs: list[Leg],
 ) -> dict[str, Any] | None:
-    """``ledger_post``'s event for a movement posted at once (None: the benchmark's switch)."""
+    """``ledger_post``'s event for a movement posted at once (None: the benchmark's switch).
+
+    The legs are rendered here when both accounts are all they touch; fee legs name GL
+    accounts whose numbers only ``ledger_post`` reads, so then it renders them.
+    """
     if settings.OUTBOX_BENCH_SKIP_POSTING_EVENTS:
         return None
+    numbers = {movement.debit_account_id: debit_account, movement.credit_account_id: credit_account}
     return posting_event(
         EventType.TRANSACTION_POSTED,
         currency=movement.amount.currency,
         sequence=1,
-        legs=legs,
+        legs=posted_legs(legs, numbers),
         data={
             **movement_data(
                 movement,

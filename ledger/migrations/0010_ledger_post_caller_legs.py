@@ -20,11 +20,8 @@ from django.db import migrations
 _previous = importlib.import_module("ledger.migrations.0009_ledger_post_audit_content")
 SIGNATURE = _previous.SIGNATURE
 
-
-def _changed(text: str, old: str, new: str) -> str:
-    # The snapshot is 0009's text with exact edits: each must match once, or this fails.
-    assert text.count(old) == 1, old
-    return text.replace(old, new)
+# 0009's exact-edit helper: each edit must match once, or this fails.
+_changed = _previous._changed
 
 
 _EVENT_HEAD = """    IF p_event IS NOT NULL THEN
