@@ -64,3 +64,38 @@ class TestTransferBenchmarkSmoke:
         assert "ledger_violations(): [] (ledger_verify passed)" in run.stdout
         assert not _database_exists(bank_db)
         assert not _database_exists(pgbench_db)
+
+
+OUTBOX_RESULT = re.compile(
+    r"^RESULT drain_eps=(?P<drain>[0-9.]+) insert_eps=(?P<insert>[0-9.]+)"
+    r" lag_p50_ms=[0-9.]+ lag_p99_ms=[0-9.]+ ratio_drain=(?P<ratio>[0-9]+\.[0-9]{2})$"
+)
+ROUND_COSTS = re.compile(r"the rounds' costs: (-?[0-9.]+), (-?[0-9.]+) %\)")
+
+
+class TestOutboxBenchmarkSmoke:
+    def test_a_toy_run_costs_each_round_publishes_every_event_and_drops_its_database(self):
+        bank_db = f"banksim_bench_outbox_smoke_{os.getpid()}"
+        command = [
+            sys.executable,
+            "bench/outbox.py",
+            *("--db", bank_db, "--accounts", "50", "--workers", "2"),
+            *("--duration", "0.6", "--warmup", "0.1", "--rounds", "2", "--load-duration", "2"),
+        ]
+
+        run = subprocess.run(
+            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False
+        )
+
+        # Exit status 0 means no event was left unpublished.
+        assert run.returncode == 0, run.stdout + run.stderr
+        lines = run.stdout.strip().splitlines()
+        result = OUTBOX_RESULT.match(lines[-1])
+        assert result is not None, lines[-1]
+        expected_ratio = float(result["drain"]) / float(result["insert"])
+        assert abs(float(result["ratio"]) - expected_ratio) < 1e-2 * max(1.0, expected_ratio)
+        # One warm-up phase, then two rounds each way, each round costed on its own pair.
+        assert "warm-up, not counted" in run.stdout
+        assert run.stdout.count("without event (round") == 2
+        assert ROUND_COSTS.search(run.stdout) is not None, run.stdout
+        assert not _database_exists(bank_db)
