@@ -460,6 +460,80 @@ def run_phase(
     return phase
 
 
+@dataclass(frozen=True)
+class WorkerFigures:
+    """One worker of a split phase: its transfers and the CPU it and its own backend used."""
+
+    index: int
+    ok: int
+    cpu_seconds: float  # the worker process plus its PostgreSQL backend, measured window only
+
+
+def _own_backend_pid() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return int(cursor.fetchone()[0])
+
+
+def _split_worker_main(
+    index: int, factory: OperationFactory, barrier: Any, warmup: float, duration: float, out: Any
+) -> None:
+    try:
+        operation = factory(index)
+        barrier.wait(timeout=120)
+        start = time.monotonic() + warmup
+        end = start + duration
+        while time.monotonic() < start:
+            operation()
+        backend = _own_backend_pid()  # a persistent connection: the same backend throughout
+
+        def used() -> float:
+            return (process_cpu_seconds(os.getpid()) or 0.0) + (process_cpu_seconds(backend) or 0.0)
+
+        ok, cpu0 = 0, used()
+        while time.monotonic() < end:
+            if operation() is None:
+                ok += 1
+        out.put((index, ok, used() - cpu0, ""))
+    except BaseException:
+        out.put((index, 0, 0.0, traceback.format_exc()))
+
+
+def run_split_phase(
+    *, workers: int, factory: OperationFactory, warmup: float, duration: float
+) -> list[WorkerFigures]:
+    """Run ``workers`` forked processes at once, each reporting its own figures.
+
+    For comparing two variants *inside* one phase (``factory`` gives some workers one, the
+    rest the other): the machine's drift then weighs on both at every instant, which
+    back-to-back phases cannot promise. Each worker counts its successful operations and the
+    CPU that it and its own database backend used; work done elsewhere on behalf of all
+    (WAL writer, checkpointer, the kernel's writeback) is not in any worker's figure.
+    Requires Django with a persistent connection (``django_setup``), closed in the parent.
+    """
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(workers)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_split_worker_main, args=(i, factory, barrier, warmup, duration, out))
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=180 + warmup + duration) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    failures = [failure for *_, failure in results if failure]
+    if failures:
+        raise RuntimeError(f"{len(failures)} split-phase worker(s) crashed:\n" + failures[0])
+    return sorted(
+        (WorkerFigures(index=i, ok=ok, cpu_seconds=cpu) for i, ok, cpu, _ in results),
+        key=lambda figures: figures.index,
+    )
+
+
 # --- HTTP helpers ----------------------------------------------------------------------------
 
 

@@ -48,6 +48,7 @@ from bench.common import (
     PgbenchFailed,
     PgbenchResult,
     PhaseResult,
+    WorkerFigures,
     close_db_connections,
     database_drop,
     database_recreate,
@@ -65,6 +66,7 @@ from bench.common import (
     pgbench_run,
     problem_code,
     run_phase,
+    run_split_phase,
     wait_for_port,
 )
 
@@ -701,6 +703,63 @@ def outbox_audit_switch(on: bool) -> None:
     settings.AUDIT_BENCH_SKIP_DECISIONS = not on
 
 
+@dataclass
+class SplitComparison:
+    """Rounds in which half the workers run with the thing switched on, half without."""
+
+    label: str
+    # Per round: CPU ms per transfer (worker + its backend) without, with; tps without, with.
+    rounds: list[tuple[float, float, float, float]]
+
+    @property
+    def cpu_ratios(self) -> list[float]:
+        return [on / off for off, on, _, _ in self.rounds if off and on]
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """Median over the rounds of (CPU per transfer with) / (CPU per transfer without)."""
+        ratios = self.cpu_ratios
+        return statistics.median(ratios) if ratios else None
+
+
+def split_compare(
+    args: argparse.Namespace, bank: SeededBank, *, label: str, switch: Any, seed: int
+) -> SplitComparison:
+    """``args.split_rounds`` phases, each with the odd workers switched on (even ones the next
+    round), every worker costing its own transfers' CPU (``run_split_phase``)."""
+    top = args.worker_counts[-1]
+    result = SplitComparison(label=label, rounds=[])
+    for round_no in range(args.split_rounds):
+        flip = round_no % 2 == 1
+        service = service_factory(bank, hot=False, seed=seed + round_no)
+
+        def factory(index: int, *, flip: bool = flip, service: Any = service) -> Operation:
+            # Runs in the forked worker: only that process's settings change.
+            switch((index % 2 == 1) != flip)
+            return service(index)
+
+        close_db_connections()
+        log(f"service c{top} split {label}: half with, half without (round {round_no + 1})")
+        workers = run_split_phase(
+            workers=top, factory=factory, warmup=args.warmup, duration=args.duration
+        )
+        sides: dict[bool, list[WorkerFigures]] = {False: [], True: []}
+        for figures in workers:
+            sides[(figures.index % 2 == 1) != flip].append(figures)
+        off_ok, on_ok = (sum(f.ok for f in sides[k]) for k in (False, True))
+        if not off_ok or not on_ok:
+            continue
+        result.rounds.append(
+            (
+                sum(f.cpu_seconds for f in sides[False]) / off_ok * 1000.0,
+                sum(f.cpu_seconds for f in sides[True]) / on_ok * 1000.0,
+                off_ok / args.duration,
+                on_ok / args.duration,
+            )
+        )
+    return result
+
+
 def _comparison_rows(comparison: Comparison, ref: float | None) -> list[list[object]]:
     rows: list[list[object]] = []
     for side, phases, tps in (
@@ -771,6 +830,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=2,
         help="rounds of each side (without, with) of the outbox/audit and fees/limits phases",
+    )
+    p.add_argument(
+        "--split-rounds",
+        type=int,
+        default=4,
+        help="phases with half the workers writing the outbox event and audit row, half not "
+        "(a low-noise CPU comparison; 0 to skip)",
     )
     p.add_argument("--pgbench-scale", type=int, default=10)
     p.add_argument("--pgbench-seconds", type=int, default=10)
@@ -882,6 +948,20 @@ def run(args: argparse.Namespace) -> int:
                     label="outbox+audit",
                     switch=outbox_audit_switch,
                     seed=args.seed + 200,
+                )
+            finally:
+                outbox_audit_switch(True)
+        outbox_audit_split: SplitComparison | None = None
+        if not args.skip_outbox_audit and args.split_rounds > 0 and top < 2:
+            log("split outbox+audit: skipped, it needs at least two workers")
+        elif not args.skip_outbox_audit and args.split_rounds > 0:
+            try:
+                outbox_audit_split = split_compare(
+                    args,
+                    bank,
+                    label="outbox+audit",
+                    switch=outbox_audit_switch,
+                    seed=args.seed + 250,
                 )
             finally:
                 outbox_audit_switch(True)
@@ -1014,6 +1094,21 @@ def run(args: argparse.Namespace) -> int:
                     for off, on in zip(comparison.without, comparison.with_, strict=False)
                 )
             )
+    if outbox_audit_split is not None and (ratio := outbox_audit_split.cpu_ratio) is not None:
+        # A diagnostic beside the SUMMARY, not instead of it: it leaves out what the extra
+        # rows cost everyone (WAL writer, checkpointer, writeback), which the phases include.
+        log(
+            f"service c{top} split (half the workers with {outbox_audit_split.label}): CPU per"
+            f" transfer {(ratio - 1) * 100:+.1f} % (median of the rounds: "
+            + ", ".join(f"{(r - 1) * 100:+.1f}" for r in outbox_audit_split.cpu_ratios)
+            + f"); at saturation that is a throughput cost of {(1 - 1 / ratio) * 100:.1f} %"
+        )
+        log(
+            "  rounds, CPU ms per transfer without/with: "
+            + ", ".join(f"{off:.2f}/{on:.2f}" for off, on, _, _ in outbox_audit_split.rounds)
+            + "; tps without/with: "
+            + ", ".join(f"{a:.0f}/{b:.0f}" for _, _, a, b in outbox_audit_split.rounds)
+        )
 
     service_tps = tps_of(service[top])
     log(f"SUMMARY outbox_audit_cost={fmt_cost(outbox_audit)}")

@@ -16,12 +16,16 @@ import psycopg
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULT = re.compile(
-    r"^RESULT service_c1_tps=(?P<service>[0-9.]+) http_c1_tps=n/a hot_c1_tps=(?P<hot>[0-9.]+)"
+    r"^RESULT service_c2_tps=(?P<service>[0-9.]+) http_c1_tps=n/a hot_c1_tps=(?P<hot>[0-9.]+)"
     r" pgbench_tpcb_c1_tps=(?P<pgbench>[0-9.]+) ratio_service=(?P<ratio>[0-9]+\.[0-9]{3})"
     r" ratio_http=n/a ratio_hot=[0-9]+\.[0-9]{3}"
     r" fees_limits_cost=(?P<fees_limits>-?[0-9]+\.[0-9]{3})$"
 )
 SUMMARY = re.compile(r"^SUMMARY outbox_audit_cost=-?[0-9]+\.[0-9]{3}$", re.MULTILINE)
+SPLIT = re.compile(
+    r"split \(half the workers with outbox\+audit\): CPU per transfer [-+][0-9.]+ %"
+    r" \(median of the rounds: (?P<rounds>[^)]*)\); at saturation"
+)
 
 
 def _database_exists(name: str) -> bool:
@@ -38,7 +42,7 @@ class TestTransferBenchmarkSmoke:
             sys.executable,
             "bench/transfers.py",
             *("--db", bank_db, "--pgbench-db", pgbench_db),
-            *("--accounts", "50", "--workers", "1", "--clients", "1"),
+            *("--accounts", "50", "--workers", "1,2", "--clients", "1"),
             *("--duration", "0.6", "--warmup", "0.1", "--rounds", "1"),
             *("--pgbench-scale", "1", "--pgbench-seconds", "1"),
             *("--skip-http", "--skip-sql-ceiling"),
@@ -61,6 +65,10 @@ class TestTransferBenchmarkSmoke:
         assert -1 < float(result["fees_limits"]) < 1
         assert SUMMARY.search(run.stdout) is not None, run.stdout
         assert "service with fees+limits" in run.stdout
+        # Two workers: each split round costs one with the rows and one without.
+        split = SPLIT.search(run.stdout)
+        assert split is not None, run.stdout
+        assert len(split["rounds"].split(", ")) == 4
         assert "ledger_violations(): [] (ledger_verify passed)" in run.stdout
         assert not _database_exists(bank_db)
         assert not _database_exists(pgbench_db)
