@@ -485,8 +485,15 @@ def _split_worker_main(
         barrier.wait(timeout=120)
         start = time.monotonic() + warmup
         end = start + duration
+
+        def attempt() -> bool:
+            try:
+                return operation() is None
+            except Exception:  # counted as not done, as run_phase counts it as an error
+                return False
+
         while time.monotonic() < start:
-            operation()
+            attempt()
         backend = _own_backend_pid()  # a persistent connection: the same backend throughout
 
         def used() -> float:
@@ -494,8 +501,7 @@ def _split_worker_main(
 
         ok, cpu0 = 0, used()
         while time.monotonic() < end:
-            if operation() is None:
-                ok += 1
+            ok += attempt()
         out.put((index, ok, used() - cpu0, ""))
     except BaseException:
         out.put((index, 0, 0.0, traceback.format_exc()))
@@ -509,8 +515,9 @@ def run_split_phase(
     For comparing two variants *inside* one phase (``factory`` gives some workers one, the
     rest the other): the machine's drift then weighs on both at every instant, which
     back-to-back phases cannot promise. Each worker counts its successful operations and the
-    CPU that it and its own database backend used; work done elsewhere on behalf of all
-    (WAL writer, checkpointer, the kernel's writeback) is not in any worker's figure.
+    CPU that it and its own database backend used (an operation that fails or raises is not
+    counted, its CPU is); work done elsewhere on behalf of all (WAL writer, checkpointer, the
+    kernel's writeback) is not in any worker's figure.
     Requires Django with a persistent connection (``django_setup``), closed in the parent.
     """
     ctx = mp.get_context("fork")
