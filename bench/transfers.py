@@ -1095,8 +1095,8 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
     if outbox_audit_split is not None and (ratio := outbox_audit_split.cpu_ratio) is not None:
-        # A diagnostic beside the SUMMARY, not instead of it: it leaves out what the extra
-        # rows cost everyone (WAL writer, checkpointer, writeback), which the phases include.
+        # A diagnostic beside the SUMMARY, not instead of it: it leaves out work done for
+        # everyone (WAL writer, checkpointer, writeback), which the phases include.
         log(
             f"service c{top} split (half the workers with {outbox_audit_split.label}): CPU per"
             f" transfer {(ratio - 1) * 100:+.1f} % (median of the rounds: "
