@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -733,9 +734,14 @@ def split_compare(
         flip = round_no % 2 == 1
         service = service_factory(bank, hot=False, seed=seed + round_no)
 
-        def factory(index: int, *, flip: bool = flip, service: Any = service) -> Operation:
+        def switched_on(index: int, *, flip: bool = flip) -> bool:
+            return (index % 2 == 1) != flip
+
+        def factory(
+            index: int, *, on: Callable[[int], bool] = switched_on, service: Any = service
+        ) -> Operation:
             # Runs in the forked worker: only that process's settings change.
-            switch((index % 2 == 1) != flip)
+            switch(on(index))
             return service(index)
 
         close_db_connections()
@@ -745,7 +751,7 @@ def split_compare(
         )
         sides: dict[bool, list[WorkerFigures]] = {False: [], True: []}
         for figures in workers:
-            sides[(figures.index % 2 == 1) != flip].append(figures)
+            sides[switched_on(figures.index)].append(figures)
         off_ok, on_ok = (sum(f.ok for f in sides[k]) for k in (False, True))
         if not off_ok or not on_ok:
             continue
@@ -940,6 +946,7 @@ def run(args: argparse.Namespace) -> int:
             phases.append(hot)
 
         outbox_audit: Comparison | None = None
+        outbox_audit_split: SplitComparison | None = None
         if not args.skip_outbox_audit:
             try:
                 outbox_audit = compare(
@@ -949,20 +956,16 @@ def run(args: argparse.Namespace) -> int:
                     switch=outbox_audit_switch,
                     seed=args.seed + 200,
                 )
-            finally:
-                outbox_audit_switch(True)
-        outbox_audit_split: SplitComparison | None = None
-        if not args.skip_outbox_audit and args.split_rounds > 0 and top < 2:
-            log("split outbox+audit: skipped, it needs at least two workers")
-        elif not args.skip_outbox_audit and args.split_rounds > 0:
-            try:
-                outbox_audit_split = split_compare(
-                    args,
-                    bank,
-                    label="outbox+audit",
-                    switch=outbox_audit_switch,
-                    seed=args.seed + 250,
-                )
+                if args.split_rounds > 0 and top < 2:
+                    log("split outbox+audit: skipped, it needs at least two workers")
+                elif args.split_rounds > 0:
+                    outbox_audit_split = split_compare(
+                        args,
+                        bank,
+                        label="outbox+audit",
+                        switch=outbox_audit_switch,
+                        seed=args.seed + 250,
+                    )
             finally:
                 outbox_audit_switch(True)
 

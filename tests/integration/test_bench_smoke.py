@@ -28,6 +28,18 @@ SPLIT = re.compile(
 )
 
 
+def _bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark script as a person would, from the repository root."""
+    return subprocess.run(
+        [sys.executable, script, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 def _database_exists(name: str) -> bool:
     with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
         row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
@@ -38,18 +50,14 @@ class TestTransferBenchmarkSmoke:
     def test_a_toy_run_prints_a_result_line_with_a_clean_ledger_and_drops_its_databases(self):
         suffix = os.getpid()
         bank_db, pgbench_db = f"banksim_bench_smoke_{suffix}", f"banksim_pgbench_smoke_{suffix}"
-        command = [
-            sys.executable,
+
+        run = _bench(
             "bench/transfers.py",
             *("--db", bank_db, "--pgbench-db", pgbench_db),
             *("--accounts", "50", "--workers", "1,2", "--clients", "1"),
             *("--duration", "0.6", "--warmup", "0.1", "--rounds", "1"),
             *("--pgbench-scale", "1", "--pgbench-seconds", "1"),
             *("--skip-http", "--skip-sql-ceiling"),
-        ]
-
-        run = subprocess.run(
-            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False
         )
 
         assert run.returncode == 0, run.stdout + run.stderr
@@ -84,15 +92,11 @@ ROUND_COSTS = re.compile(r"the rounds' costs: (-?[0-9.]+), (-?[0-9.]+) %\)")
 class TestOutboxBenchmarkSmoke:
     def test_a_toy_run_costs_each_round_publishes_every_event_and_drops_its_database(self):
         bank_db = f"banksim_bench_outbox_smoke_{os.getpid()}"
-        command = [
-            sys.executable,
+
+        run = _bench(
             "bench/outbox.py",
             *("--db", bank_db, "--accounts", "50", "--workers", "2"),
             *("--duration", "0.6", "--warmup", "0.1", "--rounds", "2", "--load-duration", "2"),
-        ]
-
-        run = subprocess.run(
-            command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False
         )
 
         # Exit status 0 means no event was left unpublished.
