@@ -86,6 +86,9 @@ OUTBOX_RESULT = re.compile(
     r"^RESULT drain_eps=(?P<drain>[0-9.]+) insert_eps=(?P<insert>[0-9.]+)"
     r" lag_p50_ms=[0-9.]+ lag_p99_ms=[0-9.]+ ratio_drain=(?P<ratio>[0-9]+\.[0-9]{2})$"
 )
+SWEEP = re.compile(
+    r"tps by workers: c1 (?P<c1>[0-9.]+), c2 (?P<c2>[0-9.]+); phase 1 runs at c(?P<fastest>[12])"
+)
 ROUND_COSTS = re.compile(r"the rounds' costs: (-?[0-9.]+), (-?[0-9.]+) %\)")
 
 
@@ -95,7 +98,7 @@ class TestOutboxBenchmarkSmoke:
 
         run = _bench(
             "bench/outbox.py",
-            *("--db", bank_db, "--accounts", "50", "--workers", "2"),
+            *("--db", bank_db, "--accounts", "50", "--workers", "1,2"),
             *("--duration", "0.6", "--warmup", "0.1", "--rounds", "2", "--load-duration", "2"),
         )
 
@@ -106,8 +109,14 @@ class TestOutboxBenchmarkSmoke:
         assert result is not None, lines[-1]
         expected_ratio = float(result["drain"]) / float(result["insert"])
         assert abs(float(result["ratio"]) - expected_ratio) < 1e-2 * max(1.0, expected_ratio)
-        # One warm-up phase, then two rounds each way, each round costed on its own pair.
+        # One warm-up phase, one sweep phase per worker count, then two rounds each way at the
+        # fastest count, each round costed on its own pair.
         assert "warm-up, not counted" in run.stdout
+        sweep = SWEEP.search(run.stdout)
+        assert sweep is not None, run.stdout
+        fastest = max((1, 2), key=lambda n: float(sweep[f"c{n}"]))
+        assert sweep["fastest"] == str(fastest)
+        assert f"service c{fastest}: " in run.stdout
         assert run.stdout.count("without event (round") == 2
         assert ROUND_COSTS.search(run.stdout) is not None, run.stdout
         assert not _database_exists(bank_db)
