@@ -1,7 +1,7 @@
 """Outbox benchmark: what the event write costs a transfer, how fast drainers publish, and
 how long an event waits between its commit and RabbitMQ's confirm, under transfer load.
 
-Usage (from the repository root, about 3 minutes with the defaults)::
+Usage (from the repository root, about 4 minutes with the defaults)::
 
     .venv/bin/python bench/outbox.py
     .venv/bin/python bench/outbox.py --accounts 200 --duration 3 --warmup 0.5   # toy run
@@ -13,7 +13,7 @@ throwaway exchange and queue on the local RabbitMQ (``BENCH_AMQP_URL``).
 0. **Where the maximum is**: after one unmeasured phase (a fresh database's first phase runs
    slow), one phase without the event per ``--workers`` count (2, 4, 8). The fastest count
    is where the maximum is measured: on a 2-core machine eight workers and their eight
-   backends spend a third more CPU per transfer than two (switching between sixteen
+   backends spent 58 % more CPU per transfer than two (switching between sixteen
    processes), so the top of the list is not the top of the load.
 1. **Price of the write**: at that count, the service phase without the transaction event
    (``OUTBOX_BENCH_SKIP_POSTING_EVENTS``, a switch only this script uses) and with it, in
