@@ -207,6 +207,11 @@ def pgbench_measure(
 # --- timed phases in worker processes --------------------------------------------------------
 
 
+def parse_worker_counts(text: str) -> list[int]:
+    """``--workers``' comma-separated counts, each once, smallest first."""
+    return sorted({int(w) for w in text.split(",") if w.strip()})
+
+
 def percentile(sorted_values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile of already sorted values (0.0 when there are none)."""
     if not sorted_values:

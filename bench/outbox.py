@@ -56,6 +56,7 @@ from bench.common import (
     fmt_number,
     format_table,
     log,
+    parse_worker_counts,
     percentile,
     run_phase,
 )
@@ -237,7 +238,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
-    args.worker_counts = sorted({int(w) for w in args.workers.split(",") if w.strip()})
+    args.worker_counts = parse_worker_counts(args.workers)
     if not args.worker_counts or args.worker_counts[0] < 1:
         p.error("--workers needs at least one count of 1 or more")
     return args

@@ -62,6 +62,7 @@ from bench.common import (
     format_table,
     free_port,
     log,
+    parse_worker_counts,
     pg_backend_pids,
     pgbench_measure,
     pgbench_run,
@@ -866,7 +867,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
-    args.worker_counts = sorted({int(w) for w in args.workers.split(",") if w.strip()})
+    args.worker_counts = parse_worker_counts(args.workers)
     if args.accounts < 3 or not args.worker_counts or min(args.worker_counts) < 1:
         p.error("need at least 3 accounts and worker counts >= 1")
     if args.rounds < 1:
