@@ -52,6 +52,8 @@ class OutboxEvent(models.Model):
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     # Database clock at insert, the last statement of the change's transaction: with
     # ``published_at`` (database clock at the confirm) it gives the commit-to-publish lag.
+    # A published row has one: the trigger outbox_event_published_has_time (migration 0006)
+    # refuses an UPDATE to published without it; rows are inserted pending.
     enqueued_at = models.DateTimeField()
     published_at = models.DateTimeField(null=True, blank=True)
 
@@ -67,13 +69,6 @@ class OutboxEvent(models.Model):
                 fields=["aggregate_type", "aggregate_id", "id"],
                 name="outbox_dead_by_aggregate",
                 condition=Q(status="dead"),
-            ),
-        ]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(status="published", published_at__isnull=False)
-                | ~Q(status="published"),
-                name="outbox_event_published_has_time",
             ),
         ]
 
