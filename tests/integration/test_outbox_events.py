@@ -463,3 +463,34 @@ class TestEventsFollowTheirTransaction:
             )
 
         assert [s for _, s in events_of("account", account.account_number)] == list(range(1, 8))
+
+
+@pytest.mark.django_db
+class TestPublishedRowsHaveATime:
+    """A row becomes published only with its publish time (trigger, outbox migration 0006)."""
+
+    def _pending(self) -> OutboxEvent:
+        outbox_enqueue(event=outbox_events.customer_created(CustomerFactory(), actor=None))
+        return OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING).latest("id")
+
+    def test_publishing_without_a_time_is_refused(self):
+        from django.db import IntegrityError
+
+        event = self._pending()
+
+        with pytest.raises(IntegrityError, match=r"outbox\.published_without_time"):
+            with transaction.atomic():
+                OutboxEvent.objects.filter(pk=event.pk).update(status="published")
+
+        event.refresh_from_db()
+        assert (event.status, event.published_at) == ("pending", None)
+
+    def test_publishing_with_a_time_is_accepted(self):
+        event = self._pending()
+
+        OutboxEvent.objects.filter(pk=event.pk).update(
+            status="published", published_at=timezone.now()
+        )
+
+        event.refresh_from_db()
+        assert event.status == "published" and event.published_at is not None
