@@ -113,23 +113,14 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _canonical_parts(values: Mapping[str, Any]) -> tuple[str, str]:
-    """A row's canonical content as the JSON text before and after its ``object_id``.
-
-    The canonical content is ``json.dumps([HASH_VERSION, *CONTENT_FIELDS values])`` (sorted
-    keys, ASCII, no spaces); a list's JSON is its items' JSON joined by commas, so the text
-    splits cleanly around one item. ``audit_decision_insert`` (SQL) joins the parts around an
-    id it only learns there.
-    """
-    # Both lists are non-empty: "[a,b" + "," and "," + "c,d]".
-    before = _canonical_json([HASH_VERSION, _utc(values["at"]), *_BEFORE_ID(values)])
-    return before[:-1] + ",", "," + _canonical_json(list(_AFTER_ID(values)))[1:]
+def _canonical_content(values: Mapping[str, Any]) -> str:
+    """A row's canonical content: ``[HASH_VERSION, *CONTENT_FIELDS values]`` as JSON (sorted
+    keys, ASCII, no spaces), ``at`` in UTC with microseconds."""
+    return _canonical_json([HASH_VERSION, _utc(values["at"]), *_AFTER_AT(values)])
 
 
-# The content fields on either side of object_id ("at" first, rendered by _utc).
 assert CONTENT_FIELDS[0] == "at"
-_BEFORE_ID = itemgetter(*CONTENT_FIELDS[1 : CONTENT_FIELDS.index("object_id")])
-_AFTER_ID = itemgetter(*CONTENT_FIELDS[CONTENT_FIELDS.index("object_id") + 1 :])
+_AFTER_AT = itemgetter(*CONTENT_FIELDS[1:])
 
 
 # One encoder for every row (json.dumps makes a new one per call): sorted keys, ASCII, compact.
@@ -138,9 +129,7 @@ _canonical_json = compact_encoder(sort_keys=True)
 
 def content_hash(values: Mapping[str, Any]) -> str:
     """The sha256 (hex) of a row's canonical content; ``values`` maps ``CONTENT_FIELDS``."""
-    prefix, suffix = _canonical_parts(values)
-    text = prefix + _canonical_json(values["object_id"]) + suffix
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_canonical_content(values).encode()).hexdigest()
 
 
 def chain_hash(*, seq: int, row_id: int, content: str, prev: str) -> str:
@@ -158,13 +147,43 @@ def _cleaned(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _insert(values: dict[str, Any]) -> None:
+_DETAILS = CONTENT_FIELDS.index("details")
+
+
+def _row_params(values: dict[str, Any]) -> list[Any]:
+    """A row's column values in ``CONTENT_FIELDS`` order, then its content hash."""
     values = _cleaned(values)
     digest = content_hash(values)
     params = [values[name] for name in CONTENT_FIELDS]
-    params[CONTENT_FIELDS.index("details")] = _canonical_json(values["details"])
+    params[_DETAILS] = _canonical_json(values["details"])
+    params.append(digest)
+    return params
+
+
+def _row_literal(params: list[Any]) -> str:
+    """``params`` as an ``audit_row`` literal (migration 0008): one parameter instead of 16.
+
+    Every value is quoted, with backslashes and quotes escaped (PostgreSQL's composite input
+    syntax); None is an empty field, which is NULL.
+    """
+    return (
+        "("
+        + ",".join(
+            "" if value is None else '"' + _escape_field(str(value)) + '"' for value in params
+        )
+        + ")"
+    )
+
+
+def _escape_field(text: str) -> str:
+    if "\\" in text or '"' in text:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+    return text
+
+
+def _insert(values: dict[str, Any]) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, [*params, digest])
+        cursor.execute(_INSERT_SQL, _row_params(values))
 
 
 def _row(
@@ -277,32 +296,31 @@ def audit_decision_row(
     *,
     action: str,
     object_type: str,
+    object_id: str,
     details: Mapping[str, Any] | None = None,
     actor: Any = None,
-) -> tuple[str, str] | None:
-    """The decision row ``audit_record`` would write, for a SQL function that knows the id.
+) -> str | None:
+    """The decision row ``audit_record`` would write, for another statement to write.
 
-    For a write whose object id the database assigns (a posting's txn_id): pass the result to
-    that function (``ledger_post``'s ``p_audit_prefix`` and ``p_audit_suffix``), which calls
-    ``audit_decision_insert`` with the id in the same transaction, then call
-    ``audit_object_note`` with the id. The result is the row's canonical content as the text
-    before and after its object id: the function joins the two around the id, hashes that
-    text and reads the columns back from it, so the row verifies like any other. ``None``
+    For a write that makes its row in the same statement as the change (``ledger_post``'s
+    ``p_audit``): the row as an ``audit_row`` literal, hashed like any row, so it verifies
+    like any other; ``audit_row_insert`` writes it. Call ``audit_object_note`` too. ``None``
     when decision rows are switched off (the benchmark).
     """
     if _skip_decisions():
         return None
-    values = _cleaned(
-        _decision(
-            action=action,
-            object_type=object_type,
-            object_id="",
-            details=details,
-            outcome=AuditLog.Outcome.SUCCESS,
-            actor=actor,
+    return _row_literal(
+        _row_params(
+            _decision(
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                details=details,
+                outcome=AuditLog.Outcome.SUCCESS,
+                actor=actor,
+            )
         )
     )
-    return _canonical_parts(values)
 
 
 def outcome_of(status_code: int) -> str:

@@ -20,6 +20,7 @@ from banksim.core.errors import DomainError
 from banksim.core.json_encoders import compact_encoder
 from banksim.core.money import Money
 from ledger.errors import BY_CODE, MalformedLegs, SameAccount
+from outbox.events import RenderedEvent
 from outbox.nudge import nudge_on_commit
 
 
@@ -40,7 +41,8 @@ class PostedJournal:
 _SQL = (
     "SELECT journal_id, txn_id FROM ledger_post("
     "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s::bigint[], %s::text[], "
-    "%s::bigint[], %s::text[], %s, %s, %s::bigint[], %s::jsonb, %s::text, %s::text)"
+    "%s::bigint[], %s::text[], %s, %s, %s::bigint[], %s::jsonb, %s::text, %s::audit_row, "
+    "%s::text)"
 )
 
 
@@ -70,6 +72,14 @@ def _domain_error(exc: DatabaseError) -> DomainError | None:
     return cls(detail, extra=extra)  # type: ignore[call-arg]
 
 
+def _event_params(event: dict[str, Any] | RenderedEvent | None) -> tuple[str | None, str | None]:
+    if event is None:
+        return None, None
+    if isinstance(event, RenderedEvent):
+        return event.envelope, event.data
+    return _compact_json(event), None
+
+
 def journal_post(
     *,
     legs: list[Leg],
@@ -86,14 +96,19 @@ def journal_post(
     check_status: bool = True,
     check_funds: bool = True,
     consume_hold_ids: list[int] | None = None,
-    event: dict[str, Any] | None = None,
-    audit: tuple[str, str] | None = None,
+    event: dict[str, Any] | RenderedEvent | None = None,
+    audit: str | None = None,
+    txn_id: str | None = None,
 ) -> PostedJournal:
     """Post balanced legs as one journal (or post an entered journal when ``journal_id``).
 
     Requires the caller's transaction. Locks every account's balance row until it ends.
-    ``event`` (``outbox.events.posting_event``) is written to the outbox by the same statement,
-    and so is ``audit`` (``audit.services.audit_decision_row``), with the new txn_id.
+    ``event`` is written to the outbox by the same statement: a ``RenderedEvent`` whole but
+    for the journal's identity (``outbox.events.movement_posted``), or a ``posting_event``
+    whose legs the statement renders. So is ``audit``, a decision row about ``txn_id``
+    (``audit.services.audit_decision_row``), which then must be given: the new journal's
+    txn_id, drawn by the caller (``movement_post`` draws it with its accounts). Without it the
+    statement draws one.
 
     :raises MalformedLegs: if legs mix currencies, do not balance, or have fewer than two
     :raises InsufficientFunds: / :raises AccountClosed: / :raises AccountFrozen:
@@ -101,6 +116,7 @@ def journal_post(
     :raises JournalNotPending: when posting an entered journal that was already decided
     """
     assert connection.in_atomic_block, "journal_post requires the caller's transaction"
+    assert audit is None or txn_id is not None, "an audit row names the txn_id it was built for"
     currencies = {leg.amount.currency for leg in legs}
     if len(legs) < 2 or len(currencies) != 1:
         raise MalformedLegs("a journal needs at least two legs in one currency")
@@ -132,8 +148,9 @@ def journal_post(
         check_status,
         check_funds,
         consume_hold_ids or [],
-        None if event is None else _compact_json(event),
-        *(audit or (None, None)),
+        *_event_params(event),
+        audit,
+        txn_id,
     ]
     try:
         with connection.cursor() as cursor:

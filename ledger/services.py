@@ -141,8 +141,11 @@ def _default_threshold_minor(currency: str) -> int:
 
 
 # One round trip for both accounts, the approval threshold that applies to the debit side
-# (most specific row wins: product+channel, product, channel, currency-wide) and the main
-# calendar's day state (teller and API postings stop while end of day runs).
+# (most specific row wins: product+channel, product, channel, currency-wide), the main
+# calendar's day state (teller and API postings stop while end of day runs) and the
+# movement's txn serial. Drawing the serial here lets the caller build the movement's audit
+# row and event before it posts (an uncorrelated subquery runs once, for both rows); a
+# movement refused after this leaves a gap, as a refused posting always has.
 _FACTS_SQL = """
 SELECT a.id, a.account_number, a.kind, a.currency, a.product_id,
        (SELECT t.amount_minor FROM ledger_approvalthreshold t
@@ -151,10 +154,16 @@ SELECT a.id, a.account_number, a.kind, a.currency, a.product_id,
            AND (t.channel = '' OR t.channel = %s)
          ORDER BY (t.product_id IS NOT NULL) DESC, (t.channel <> '') DESC
          LIMIT 1),
-       (SELECT c.day_state FROM accounts_calendar c WHERE c.code = 'MAIN')
+       (SELECT c.day_state FROM accounts_calendar c WHERE c.code = 'MAIN'),
+       (SELECT nextval('ledger_txn_seq'))
   FROM accounts_account a
  WHERE a.id IN (%s, %s)
 """
+
+
+def _txn_id_of(serial: int) -> str:
+    """The txn_id of a ``ledger_txn_seq`` value, as ``ledger_post`` writes it."""
+    return f"T{serial:012d}"
 
 
 def approval_threshold_minor(*, currency: str, product_id: int | None, channel: str) -> int:
@@ -173,7 +182,8 @@ def approval_threshold_minor(*, currency: str, product_id: int | None, channel: 
     return row if row is not None else _default_threshold_minor(currency)
 
 
-def _check_accounts(movement: Movement) -> tuple[dict[int, _AccountFacts], int]:
+def _check_accounts(movement: Movement) -> tuple[dict[int, _AccountFacts], int, str]:
+    """The movement's two accounts, its approval threshold and the txn_id drawn for it."""
     """Friendly checks before any lock; return the accounts and the debit side's threshold."""
     if movement.debit_account_id == movement.credit_account_id:
         raise SameAccount(
@@ -206,9 +216,9 @@ def _check_accounts(movement: Movement) -> tuple[dict[int, _AccountFacts], int]:
     ):
         raise NotAnOfficeAccount("adjustments move money between office (GL) accounts only")
     threshold = next(row[5] for row in rows if row[0] == movement.debit_account_id)
-    return accounts, threshold if threshold is not None else _default_threshold_minor(
-        movement.amount.currency
-    )
+    if threshold is None:
+        threshold = _default_threshold_minor(movement.amount.currency)
+    return accounts, threshold, _txn_id_of(rows[0][7])
 
 
 def _movement_audit_details(
@@ -245,7 +255,7 @@ def movement_post(
     :raises AccountClosed: / :raises AccountFrozen: / :raises AccountDormant:
     """
     assert connection.in_atomic_block, "movement_post requires the caller's transaction"
-    accounts, threshold = _check_accounts(movement)
+    accounts, threshold, txn_id = _check_accounts(movement)
     debit = accounts[movement.debit_account_id]
     credit = accounts[movement.credit_account_id]
     principal = [
@@ -288,6 +298,7 @@ def movement_post(
         details["approval_reason"] = "limit" if limit_routed else "threshold"
         journal = _enter(
             movement=movement,
+            txn_id=txn_id,
             legs=legs,
             details=details,
             customer_ids={a.pk for a in accounts.values() if a.kind == Account.Kind.CUSTOMER},
@@ -350,13 +361,15 @@ def movement_post(
             actor=actor,
             legs=legs,
         ),
-        # Written by the posting statement itself, which alone knows the txn_id.
+        # Written by the posting statement itself, with the journal it records.
         audit=audit_decision_row(
             action="transaction.posted",
             object_type="transaction",
+            object_id=txn_id,
             details=_movement_audit_details(movement, debit, credit),
             actor=actor,
         ),
+        txn_id=txn_id,
     )
     audit_object_note(object_type="transaction", object_id=posted.txn_id)
     # Built from what was just inserted: re-reading the row would cost a round trip.
@@ -397,6 +410,7 @@ def movement_execute(
 def _enter(
     *,
     movement: Movement,
+    txn_id: str,
     legs: list[Leg],
     details: dict[str, Any],
     customer_ids: set[int],
@@ -406,7 +420,7 @@ def _enter(
 ) -> Journal:
     """Record a movement awaiting approval and hold what it would debit from customers."""
     journal = Journal.objects.create(
-        txn_id=f"T{_next_txn_serial():012d}",
+        txn_id=txn_id,
         txn_type=movement.txn_type,
         channel=movement.channel,
         status=Journal.Status.ENTERED,
@@ -461,12 +475,6 @@ def _release_counters(journal: Journal) -> None:
 
 def _journal_currency(journal: Journal) -> str:
     return Entry.objects.filter(journal=journal).values_list("currency", flat=True)[0]
-
-
-def _next_txn_serial() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT nextval('ledger_txn_seq')")
-        return int(cursor.fetchone()[0])
 
 
 def _locked_journal(journal_id: int) -> Journal:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from banksim.core.json_encoders import compact_encoder
 from banksim.core.money import CURRENCY_EXPONENTS, Money, currency_exponent
 
 if TYPE_CHECKING:
@@ -339,13 +340,11 @@ def posting_event(
     sequence: int,
     aggregate_id: str | None = None,
     nest: str | None = None,
-    legs: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The ``p_event`` argument of ``ledger_post``: it adds txn_id, journal_id and legs.
 
     ``aggregate_id`` None means the journal being posted is the aggregate (its txn_id is made
     by the function); ``nest`` puts the posted journal's identity and legs under that key.
-    ``legs`` (``posted_legs``) spares the function rendering them.
     """
     event: dict[str, Any] = {
         "type": event_type,
@@ -358,9 +357,31 @@ def posting_event(
         event["aggregate_id"] = aggregate_id
     if nest is not None:
         event["nest"] = nest
-    if legs is not None:
-        event["legs"] = legs
     return event
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEvent:
+    """A posting's event whose data the caller rendered whole, but for the journal's identity.
+
+    ``ledger_post`` takes ``envelope`` (type, source, sequence as JSON text) as ``p_event``
+    and ``data``, a JSON object's text, as ``p_event_data``, and writes the data with
+    ``journal_id`` and ``txn_id`` added: no JSON of the event is parsed and rebuilt on the way.
+    """
+
+    envelope: str
+    data: str
+
+
+# Made once: json.dumps makes a new encoder per call (banksim.core.json_encoders).
+_compact_json = compact_encoder()
+_POSTED_ENVELOPE = _compact_json(
+    {
+        "type": EventType.TRANSACTION_POSTED,
+        "source": CATALOGUE[EventType.TRANSACTION_POSTED][0],
+        "sequence": 1,
+    }
+)
 
 
 def posted_legs(legs: list[Leg], numbers: Mapping[int, str]) -> list[dict[str, str]] | None:
@@ -431,31 +452,30 @@ def movement_posted(
     fees: list[dict[str, Any]] | None,
     actor: AbstractBaseUser | None,
     legs: list[Leg],
-) -> dict[str, Any] | None:
+) -> RenderedEvent | dict[str, Any] | None:
     """``ledger_post``'s event for a movement posted at once (None: the benchmark's switch).
 
-    The legs are rendered here when both accounts are all they touch; fee legs name GL
-    accounts whose numbers only ``ledger_post`` reads, so then it renders them.
+    Rendered here when both accounts are all the legs touch; fee legs name GL accounts whose
+    numbers only ``ledger_post`` reads, so then it renders the legs.
     """
     if settings.OUTBOX_BENCH_SKIP_POSTING_EVENTS:
         return None
-    numbers = {movement.debit_account_id: debit_account, movement.credit_account_id: credit_account}
-    return posting_event(
-        EventType.TRANSACTION_POSTED,
-        currency=movement.amount.currency,
-        sequence=1,
-        legs=posted_legs(legs, numbers),
-        data={
-            **movement_data(
-                movement,
-                debit_account=debit_account,
-                credit_account=credit_account,
-                fees=fees,
-                actor=actor,
-            ),
-            "status": "posted",
-        },
+    data = movement_data(
+        movement,
+        debit_account=debit_account,
+        credit_account=credit_account,
+        fees=fees,
+        actor=actor,
     )
+    data["status"] = "posted"
+    numbers = {movement.debit_account_id: debit_account, movement.credit_account_id: credit_account}
+    rendered = posted_legs(legs, numbers)
+    if rendered is None:
+        return posting_event(
+            EventType.TRANSACTION_POSTED, currency=movement.amount.currency, sequence=1, data=data
+        )
+    data["legs"] = rendered  # "currency" is the movement's already, as ledger_post would add
+    return RenderedEvent(envelope=_POSTED_ENVELOPE, data=_compact_json(data))
 
 
 def transaction_approved(

@@ -374,7 +374,7 @@ class TestSealingWithConcurrentTransactions:
 
 
 class TestDecisionRowsWrittenInSql:
-    """``audit_decision_insert`` (called by ``ledger_post``) must write what ``audit_record``
+    """``audit_row_insert`` (called by ``ledger_post``) must write what ``audit_record``
     would: the same columns and the same content hash, so the chain verifies either way."""
 
     def _written_both_ways(self, details: dict) -> tuple[AuditLog, AuditLog]:
@@ -382,10 +382,10 @@ class TestDecisionRowsWrittenInSql:
 
         with batch_context("sql-row") as context, transaction.atomic():
             audit_record(action="test.both", object_type="test", object_id="T0042", details=details)
-            prefix, suffix = audit_decision_row(
-                action="test.both", object_type="test", details=details
+            row = audit_decision_row(
+                action="test.both", object_type="test", object_id="T0042", details=details
             )
-            sql("SELECT audit_decision_insert(%s, %s, %s)", [prefix, suffix, "T0042"])
+            sql("SELECT audit_row_insert(%s::audit_row)", [row])
         python_row, sql_row = AuditLog.objects.filter(request_id=context.request_id).order_by("id")
         return python_row, sql_row
 
@@ -402,6 +402,20 @@ class TestDecisionRowsWrittenInSql:
         )
         audit_seal()
         assert audit_chain_violations() == []
+
+    @pytest.mark.parametrize(
+        ("valid", "invalid"), [('"decision"', '"bogus"'), ('"success"', '"maybe"')]
+    )
+    def test_a_row_outside_the_columns_rules_is_refused(self, valid, invalid):
+        from audit.services import audit_decision_row
+
+        row = audit_decision_row(action="test.odd", object_type="test", object_id="T1")
+        assert row.count(valid) == 1
+
+        message = refused("SELECT audit_row_insert(%s::audit_row)", [row.replace(valid, invalid)])
+
+        assert "violates check constraint" in message
+        assert not AuditLog.objects.filter(action="test.odd").exists()
 
     def test_a_posting_writes_its_decision_row_with_its_txn_id(
         self, bank, funded_account, open_account
@@ -432,32 +446,31 @@ class TestDecisionRowsWrittenInSql:
         audit_seal()
         assert audit_chain_violations() == []
 
-    @pytest.mark.parametrize("object_id", ["", "caf\u00e9", 'a"b', "x" * 65])
-    def test_an_id_the_two_json_encoders_could_disagree_on_is_refused(self, object_id):
+    def test_a_posting_refuses_a_row_about_another_transaction(
+        self, bank, funded_account, open_account
+    ):
+        from django.utils import timezone
+
         from audit.services import audit_decision_row
+        from banksim.core.money import Money
+        from ledger.posting import Leg, journal_post
 
-        prefix, suffix = audit_decision_row(action="test.odd", object_type="test")
-        message = refused("SELECT audit_decision_insert(%s, %s, %s)", [prefix, suffix, object_id])
-        assert "audit.object_id_not_plain" in message
-        assert not AuditLog.objects.filter(action="test.odd").exists()
+        payer, payee = funded_account("5.00"), open_account()
+        amount = Money.parse("1.00", "USD")
+        row = audit_decision_row(
+            action="transaction.posted", object_type="transaction", object_id="T999999999999"
+        )
 
-    @pytest.mark.parametrize(
-        "cut",
-        [
-            lambda prefix, suffix: (prefix.replace('"v1"', '"v2"'), suffix),  # other version
-            # The id lands one place early: the object type follows it.
-            lambda prefix, suffix: (
-                prefix.replace(',"transaction",', ","),
-                ',"transaction"' + suffix,
-            ),
-            lambda prefix, suffix: (prefix, suffix.replace(',"success"', "")),  # too short
-        ],
-        ids=["version", "misaligned-id", "too-short"],
-    )
-    def test_content_that_is_not_a_whole_row_is_refused(self, cut):
-        from audit.services import audit_decision_row
+        with pytest.raises(DatabaseError) as refusal, transaction.atomic():
+            journal_post(
+                legs=[Leg(payer.pk, "D", amount), Leg(payee.pk, "C", amount)],
+                txn_type="transfer",
+                channel="teller",
+                business_date=bank.business_date,
+                now=timezone.now(),
+                audit=row,
+                txn_id="T999999999998",
+            )
 
-        prefix, suffix = cut(*audit_decision_row(action="test.cut", object_type="transaction"))
-        message = refused("SELECT audit_decision_insert(%s, %s, %s)", [prefix, suffix, "T0001"])
-        assert "audit.content_malformed" in message
-        assert not AuditLog.objects.filter(action="test.cut").exists()
+        assert "audit.object_mismatch" in str(refusal.value)
+        assert not AuditLog.objects.filter(object_id__startswith="T99999999999").exists()
