@@ -7,7 +7,10 @@ The application's own role (``banksim_app``) must not be able to change a row at
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import itertools
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -402,6 +405,17 @@ class TestDecisionRowsWrittenInSql:
         )
         audit_seal()
         assert audit_chain_violations() == []
+
+    def test_the_content_hash_is_the_documented_canonical_json_of_the_row(self):
+        python_row, sql_row = self._written_both_ways({"amount": "2.00", "z": [1, {"b": 2}]})
+
+        for row in (python_row, sql_row):
+            at = row.at.astimezone(datetime.UTC).isoformat(timespec="microseconds")
+            values = [getattr(row, name) for name in CONTENT_FIELDS[1:]]
+            canonical = json.dumps(
+                ["v1", at, *values], sort_keys=True, separators=(",", ":"), ensure_ascii=True
+            )
+            assert row.content_hash == hashlib.sha256(canonical.encode()).hexdigest()
 
     @pytest.mark.parametrize(
         ("valid", "invalid"), [('"decision"', '"bogus"'), ('"success"', '"maybe"')]
