@@ -183,8 +183,8 @@ def approval_threshold_minor(*, currency: str, product_id: int | None, channel: 
 
 
 def _check_accounts(movement: Movement) -> tuple[dict[int, _AccountFacts], int, str]:
-    """The movement's two accounts, its approval threshold and the txn_id drawn for it."""
-    """Friendly checks before any lock; return the accounts and the debit side's threshold."""
+    """Friendly checks before any lock; return the accounts, the debit side's threshold and
+    the txn_id drawn for the movement."""
     if movement.debit_account_id == movement.credit_account_id:
         raise SameAccount(
             "debit and credit account are the same",
