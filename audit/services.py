@@ -138,14 +138,12 @@ def chain_hash(*, seq: int, row_id: int, content: str, prev: str) -> str:
     return hashlib.sha256(f"{seq}|{row_id}|{content}|{prev}".encode()).hexdigest()
 
 
-def _clean_run(names: tuple[str, ...], values: tuple[Any, ...]) -> list[Any]:
-    cleaned = list(values)
-    for i, name in enumerate(names):
-        limit = _MAX_LENGTHS.get(name)
-        value = cleaned[i]
-        if limit and (len(value) > limit or "\x00" in value):
-            cleaned[i] = _clean_text(value, limit)
-    return cleaned
+def _clean_value(name: str, value: Any) -> Any:
+    limit = _MAX_LENGTHS.get(name)
+    # Almost every value is clean: test it in place rather than copy it through a call.
+    if limit and (len(value) > limit or "\x00" in value):
+        return _clean_text(value, limit)
+    return value
 
 
 def _literal_field(value: Any) -> str:
@@ -174,8 +172,8 @@ _request_of = itemgetter(*_REQUEST)
 
 @functools.lru_cache(maxsize=1024)
 def _run(names: tuple[str, ...], values: tuple[Any, ...]) -> tuple[tuple[Any, ...], str, str]:
-    cleaned = _clean_run(names, values)
-    return tuple(cleaned), _canonical_json(cleaned)[1:-1], ",".join(map(_literal_field, cleaned))
+    cleaned = tuple(map(_clean_value, names, values))
+    return cleaned, _canonical_json(cleaned)[1:-1], ",".join(map(_literal_field, cleaned))
 
 
 def _row_parts(values: Mapping[str, Any]) -> tuple[list[Any], str]:
@@ -183,7 +181,7 @@ def _row_parts(values: Mapping[str, Any]) -> tuple[list[Any], str]:
     row as an ``audit_row`` literal (migration 0008)."""
     at_text = _utc(values["at"])
     who_what, who_what_json, who_what_literal = _run(_WHO_WHAT, _who_what_of(values))
-    [object_id] = _clean_run(("object_id",), (values["object_id"],))
+    object_id = _clean_value("object_id", values["object_id"])
     request, request_json, request_literal = _run(_REQUEST, _request_of(values))
     details = _canonical_json(json_ready(values["details"]))
     content = (
