@@ -13,6 +13,7 @@ and finished inside the measured window.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import os
 import re
@@ -543,6 +544,112 @@ def run_split_phase(
     return sorted(
         (WorkerFigures(index=i, ok=ok, cpu_seconds=cpu) for i, ok, cpu, _ in results),
         key=lambda figures: figures.index,
+    )
+
+
+@dataclass(frozen=True)
+class InterleavedFigures:
+    """One interleaved phase: operations done in the slots with the thing on, and without.
+
+    Both sides had the same measured time (half the slots each), so their counts compare as
+    throughputs.
+    """
+
+    ok_on: int
+    ok_off: int
+    failed: int
+    seconds_per_side: float
+
+    @property
+    def cost(self) -> float | None:
+        """1 - throughput on / throughput off."""
+        return 1 - self.ok_on / self.ok_off if self.ok_off else None
+
+
+def _interleaved_worker_main(
+    index: int,
+    factory: OperationFactory,
+    switch: Callable[[bool], None],
+    barrier: Any,
+    timing: tuple[float, float, int, int],
+    out: Any,
+) -> None:
+    warmup, slot, slots, flip = timing
+    try:
+        operation = factory(index)
+        barrier.wait(timeout=120)
+        # Slots are numbered on the system-wide CLOCK_MONOTONIC, so every worker switches at
+        # the same instants whenever it left the barrier; the window starts on a slot's edge.
+        first = math.ceil((time.monotonic() + warmup) / slot)
+        start, end = first * slot, (first + slots) * slot
+        done = [0, 0]
+        failed = 0
+        state: bool | None = None
+        while (now := time.monotonic()) < end:
+            on = (int(now // slot) + flip) % 2 == 1
+            if on is not state:
+                switch(on)
+                state = on
+            try:
+                ok = operation() is None
+            except Exception:  # counted as not done, as run_phase counts it as an error
+                ok = False
+            if now >= start:
+                if ok:
+                    done[on] += 1
+                else:
+                    failed += 1
+        out.put((index, done[True], done[False], failed, ""))
+    except BaseException:
+        out.put((index, 0, 0, 0, traceback.format_exc()))
+
+
+def run_interleaved_phase(
+    *,
+    workers: int,
+    factory: OperationFactory,
+    switch: Callable[[bool], None],
+    warmup: float,
+    duration: float,
+    slot: float,
+    flip: bool = False,
+) -> InterleavedFigures:
+    """Run ``workers`` forked processes that all switch a variant on and off every ``slot``
+    seconds, at the same instants, and count what they did in each side's slots.
+
+    For comparing two variants' *throughput* on a machine whose speed drifts from second to
+    second: back-to-back phases put a slow stretch on one side, while slots of half a second
+    spread it over both. Unlike ``run_split_phase``, the whole load is one variant at any
+    instant, so what the variant costs everyone (contention on shared pages and locks, WAL,
+    background processes) falls in its own slots. An operation counts in the slot it started
+    in. ``switch(on)`` runs in the worker process, before the first operation of each slot;
+    ``flip`` swaps which slots are on. Requires Django with a persistent connection
+    (``django_setup``), closed in the parent.
+    """
+    slots = max(2, 2 * round(duration / slot / 2))
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(workers)
+    out = ctx.Queue()
+    timing = (warmup, slot, slots, int(flip))
+    procs = [
+        ctx.Process(
+            target=_interleaved_worker_main, args=(i, factory, switch, barrier, timing, out)
+        )
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=180 + warmup + duration) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    failures = [failure for *_, failure in results if failure]
+    if failures:
+        raise RuntimeError(f"{len(failures)} interleaved worker(s) crashed:\n" + failures[0])
+    return InterleavedFigures(
+        ok_on=sum(r[1] for r in results),
+        ok_off=sum(r[2] for r in results),
+        failed=sum(r[3] for r in results),
+        seconds_per_side=slots / 2 * slot,
     )
 
 

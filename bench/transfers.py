@@ -13,7 +13,9 @@ Phases, each a fixed window after a warm-up:
 3. The same through HTTP (``POST /api/v1/transfers``, token auth, one Idempotency-Key per
    request) served by gunicorn sync workers, driven by 8 client processes.
 4. A hot account: every transfer debits the same account, 8 worker processes.
-5. Service c8 without and with the outbox event and audit decision rows, alternating rounds.
+5. Service c8 without and with the outbox event and audit decision rows: alternating rounds,
+   then interleaved rounds (every worker switches them on and off every half second, the
+   SUMMARY), then split rounds (half the workers with them, a CPU diagnostic).
 6. Service c8 without and with one fee rule and one limit rule in force, alternating rounds.
 
 Then ``ledger_violations()`` must come back empty. The last lines printed are a ``SUMMARY`` line
@@ -45,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (
     REPO_ROOT,
+    InterleavedFigures,
     Operation,
     PgbenchFailed,
     PgbenchResult,
@@ -67,6 +70,7 @@ from bench.common import (
     pgbench_measure,
     pgbench_run,
     problem_code,
+    run_interleaved_phase,
     run_phase,
     run_split_phase,
     wait_for_port,
@@ -598,7 +602,7 @@ def _pgbench_cpu_row(name: str, result: PgbenchResult) -> list[object]:
     ]
 
 
-def fmt_cost(comparison: Comparison | None) -> str:
+def fmt_cost(comparison: Comparison | InterleavedComparison | None) -> str:
     cost = comparison.cost if comparison is not None else None
     return "n/a" if cost is None else f"{cost:.3f}"
 
@@ -767,6 +771,52 @@ def split_compare(
     return result
 
 
+@dataclass
+class InterleavedComparison:
+    """Rounds in which every worker switches the thing on and off at the same instants."""
+
+    label: str
+    slot: float
+    rounds: list[InterleavedFigures]
+
+    @property
+    def round_costs(self) -> list[float]:
+        return [cost for r in self.rounds if (cost := r.cost) is not None]
+
+    @property
+    def cost(self) -> float | None:
+        """The median over the rounds of 1 - (throughput on / throughput off)."""
+        costs = self.round_costs
+        return statistics.median(costs) if costs else None
+
+
+def interleave_compare(
+    args: argparse.Namespace, bank: SeededBank, *, label: str, switch: Any, seed: int
+) -> InterleavedComparison:
+    """``args.interleave_rounds`` phases of ``run_interleaved_phase``, the on slots swapped
+    every round."""
+    top = args.worker_counts[-1]
+    result = InterleavedComparison(label=label, slot=args.interleave_slot, rounds=[])
+    for round_no in range(args.interleave_rounds):
+        close_db_connections()
+        log(
+            f"service c{top} interleaved {label}: every {args.interleave_slot:g} s on, then off"
+            f" (round {round_no + 1}/{args.interleave_rounds})"
+        )
+        result.rounds.append(
+            run_interleaved_phase(
+                workers=top,
+                factory=service_factory(bank, hot=False, seed=seed + round_no),
+                switch=switch,
+                warmup=args.warmup,
+                duration=args.duration,
+                slot=args.interleave_slot,
+                flip=round_no % 2 == 1,
+            )
+        )
+    return result
+
+
 def _comparison_rows(comparison: Comparison, ref: float | None) -> list[list[object]]:
     rows: list[list[object]] = []
     for side, phases, tps in (
@@ -845,6 +895,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="phases with half the workers writing the outbox event and audit row, half not "
         "(a low-noise CPU comparison; 0 to skip)",
     )
+    p.add_argument(
+        "--interleave-rounds",
+        type=int,
+        default=6,
+        help="phases in which every worker writes the outbox event and audit row in one slot"
+        " and not in the next (the SUMMARY; 0 to skip)",
+    )
+    p.add_argument(
+        "--interleave-slot",
+        type=float,
+        default=0.5,
+        help="seconds per slot of the interleaved phases",
+    )
     p.add_argument("--pgbench-scale", type=int, default=10)
     p.add_argument("--pgbench-seconds", type=int, default=10)
     p.add_argument("--skip-pgbench", action="store_true")
@@ -872,6 +935,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("need at least 3 accounts and worker counts >= 1")
     if args.rounds < 1:
         p.error("need at least 1 round")
+    if args.interleave_slot <= 0 or args.interleave_rounds < 0:
+        p.error("need a positive --interleave-slot and --interleave-rounds >= 0")
     return args
 
 
@@ -948,8 +1013,17 @@ def run(args: argparse.Namespace) -> int:
 
         outbox_audit: Comparison | None = None
         outbox_audit_split: SplitComparison | None = None
+        outbox_audit_interleaved: InterleavedComparison | None = None
         if not args.skip_outbox_audit:
             try:
+                if args.interleave_rounds > 0:
+                    outbox_audit_interleaved = interleave_compare(
+                        args,
+                        bank,
+                        label="outbox+audit",
+                        switch=outbox_audit_switch,
+                        seed=args.seed + 150,
+                    )
                 outbox_audit = compare(
                     args,
                     bank,
@@ -1098,9 +1172,28 @@ def run(args: argparse.Namespace) -> int:
                     for off, on in zip(comparison.without, comparison.with_, strict=False)
                 )
             )
+    if outbox_audit_interleaved is not None:
+        inter = outbox_audit_interleaved
+        log(
+            f"service c{top} interleaved (every worker with {inter.label} for"
+            f" {inter.slot:g} s, then without): cost"
+            f" {fmt_number(inter.cost * 100 if inter.cost is not None else None)} %"
+            " (median of the rounds: "
+            + ", ".join(f"{c * 100:.1f}" for c in inter.round_costs)
+            + ")"
+            + _middle_half(inter.round_costs)
+        )
+        log(
+            "  rounds, tps without/with: "
+            + ", ".join(
+                f"{r.ok_off / r.seconds_per_side:.0f}/{r.ok_on / r.seconds_per_side:.0f}"
+                for r in inter.rounds
+            )
+            + f"; failed: {sum(r.failed for r in inter.rounds)}"
+        )
     if outbox_audit_split is not None and (ratio := outbox_audit_split.cpu_ratio) is not None:
-        # A diagnostic beside the SUMMARY, not instead of it: it leaves out work done for
-        # everyone (WAL writer, checkpointer, writeback), which the phases include.
+        # A diagnostic beside the SUMMARY: what the rows cost each posting's own processes,
+        # without the work they cause for everyone (contention, WAL writer, checkpointer).
         log(
             f"service c{top} split (half the workers with {outbox_audit_split.label}): CPU per"
             f" transfer {(ratio - 1) * 100:+.1f} % (median of the rounds: "
@@ -1115,7 +1208,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
     service_tps = tps_of(service[top])
-    log(f"SUMMARY outbox_audit_cost={fmt_cost(outbox_audit)}")
+    log(f"SUMMARY outbox_audit_cost={fmt_cost(outbox_audit_interleaved)}")
     http_tps = tps_of(http)
     hot_tps = tps_of(hot)
     log(

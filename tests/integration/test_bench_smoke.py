@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,11 @@ RESULT = re.compile(
     r" ratio_http=n/a ratio_hot=[0-9]+\.[0-9]{3}"
     r" fees_limits_cost=(?P<fees_limits>-?[0-9]+\.[0-9]{3})$"
 )
-SUMMARY = re.compile(r"^SUMMARY outbox_audit_cost=-?[0-9]+\.[0-9]{3}$", re.MULTILINE)
+SUMMARY = re.compile(r"^SUMMARY outbox_audit_cost=(?P<cost>-?[0-9]+\.[0-9]{3})$", re.MULTILINE)
+INTERLEAVED = re.compile(
+    r"interleaved \(every worker with outbox\+audit for 0.5 s, then without\): cost"
+    r" -?[0-9.]+ % \(median of the rounds: (?P<rounds>[^)]*)\)"
+)
 SPLIT = re.compile(
     r"split \(half the workers with outbox\+audit\): CPU per transfer [-+][0-9.]+ %"
     r" \(median of the rounds: (?P<rounds>[^)]*)\); at saturation"
@@ -55,7 +60,7 @@ class TestTransferBenchmarkSmoke:
             "bench/transfers.py",
             *("--db", bank_db, "--pgbench-db", pgbench_db),
             *("--accounts", "50", "--workers", "1,2", "--clients", "1"),
-            *("--duration", "0.6", "--warmup", "0.1", "--rounds", "1"),
+            *("--duration", "0.6", "--warmup", "0.1", "--rounds", "1", "--interleave-rounds", "2"),
             *("--pgbench-scale", "1", "--pgbench-seconds", "1"),
             *("--skip-http", "--skip-sql-ceiling"),
         )
@@ -71,8 +76,15 @@ class TestTransferBenchmarkSmoke:
         assert abs(float(result["ratio"]) - expected_ratio) < 2e-3
         # A toy run's cost is noise and may be negative; only its presence and range are checked.
         assert -1 < float(result["fees_limits"]) < 1
-        assert SUMMARY.search(run.stdout) is not None, run.stdout
+        summary = SUMMARY.search(run.stdout)
+        assert summary is not None, run.stdout
         assert "service with fees+limits" in run.stdout
+        # The SUMMARY's figure is the median of the interleaved rounds (printed to 0.1 %).
+        interleaved = INTERLEAVED.search(run.stdout)
+        assert interleaved is not None, run.stdout
+        rounds = [float(cost) / 100 for cost in interleaved["rounds"].split(", ")]
+        assert len(rounds) == 2
+        assert abs(float(summary["cost"]) - statistics.median(rounds)) < 1.5e-3
         # Two workers: each split round costs one with the rows and one without.
         split = SPLIT.search(run.stdout)
         assert split is not None, run.stdout
