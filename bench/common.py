@@ -466,6 +466,32 @@ def run_phase(
     return phase
 
 
+def _forked_results(
+    what: str,
+    workers: int,
+    target: Callable[..., None],
+    args_of: Callable[[Any, Any], tuple[Any, ...]],
+    *,
+    timeout: float,
+) -> list[tuple[Any, ...]]:
+    """Fork ``workers`` processes ``target(index, *args_of(barrier, out))``, each putting one
+    tuple on ``out`` whose last item is a traceback or ""; return the tuples, or raise the
+    first traceback."""
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(workers)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(i, *args_of(barrier, out))) for i in range(workers)]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=timeout) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+    failures = [failure for *_, failure in results if failure]
+    if failures:
+        raise RuntimeError(f"{len(failures)} {what} worker(s) crashed:\n" + failures[0])
+    return results
+
+
 @dataclass(frozen=True)
 class WorkerFigures:
     """One worker of a split phase: its transfers and the CPU it and its own backend used."""
@@ -526,21 +552,13 @@ def run_split_phase(
     kernel's writeback) is not in any worker's figure.
     Requires Django with a persistent connection (``django_setup``), closed in the parent.
     """
-    ctx = mp.get_context("fork")
-    barrier = ctx.Barrier(workers)
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=_split_worker_main, args=(i, factory, barrier, warmup, duration, out))
-        for i in range(workers)
-    ]
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=180 + warmup + duration) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=30)
-    failures = [failure for *_, failure in results if failure]
-    if failures:
-        raise RuntimeError(f"{len(failures)} split-phase worker(s) crashed:\n" + failures[0])
+    results = _forked_results(
+        "split-phase",
+        workers,
+        _split_worker_main,
+        lambda barrier, out: (factory, barrier, warmup, duration, out),
+        timeout=180 + warmup + duration,
+    )
     return sorted(
         (WorkerFigures(index=i, ok=ok, cpu_seconds=cpu) for i, ok, cpu, _ in results),
         key=lambda figures: figures.index,
@@ -627,24 +645,14 @@ def run_interleaved_phase(
     (``django_setup``), closed in the parent.
     """
     slots = max(2, 2 * round(duration / slot / 2))
-    ctx = mp.get_context("fork")
-    barrier = ctx.Barrier(workers)
-    out = ctx.Queue()
     timing = (warmup, slot, slots, int(flip))
-    procs = [
-        ctx.Process(
-            target=_interleaved_worker_main, args=(i, factory, switch, barrier, timing, out)
-        )
-        for i in range(workers)
-    ]
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=180 + warmup + duration) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=30)
-    failures = [failure for *_, failure in results if failure]
-    if failures:
-        raise RuntimeError(f"{len(failures)} interleaved worker(s) crashed:\n" + failures[0])
+    results = _forked_results(
+        "interleaved",
+        workers,
+        _interleaved_worker_main,
+        lambda barrier, out: (factory, switch, barrier, timing, out),
+        timeout=180 + warmup + duration,
+    )
     return InterleavedFigures(
         ok_on=sum(r[1] for r in results),
         ok_off=sum(r[2] for r in results),

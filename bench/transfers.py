@@ -639,8 +639,7 @@ class Comparison:
         drift of the machine's speed over minutes (seen here: 20 % between rounds of the
         same code) weighs on both sides of a ratio alike instead of on one side's median.
         """
-        ratios = self.round_costs
-        return statistics.median(ratios) if ratios else None
+        return _median(self.round_costs)
 
     @property
     def round_costs(self) -> list[float]:
@@ -659,8 +658,12 @@ def _middle_half(costs: list[float]) -> str:
     return f"; middle half of the rounds {low * 100:.1f}-{high * 100:.1f} %"
 
 
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 def _median_tps(phases: list[PhaseResult]) -> float | None:
-    return statistics.median(p.tps for p in phases) if phases else None
+    return _median([p.tps for p in phases])
 
 
 def compare(
@@ -724,8 +727,7 @@ class SplitComparison:
     @property
     def cpu_ratio(self) -> float | None:
         """Median over the rounds of (CPU per transfer with) / (CPU per transfer without)."""
-        ratios = self.cpu_ratios
-        return statistics.median(ratios) if ratios else None
+        return _median(self.cpu_ratios)
 
 
 def split_compare(
@@ -786,8 +788,7 @@ class InterleavedComparison:
     @property
     def cost(self) -> float | None:
         """The median over the rounds of 1 - (throughput on / throughput off)."""
-        costs = self.round_costs
-        return statistics.median(costs) if costs else None
+        return _median(self.round_costs)
 
 
 def interleave_compare(
@@ -1016,6 +1017,13 @@ def run(args: argparse.Namespace) -> int:
         outbox_audit_interleaved: InterleavedComparison | None = None
         if not args.skip_outbox_audit:
             try:
+                outbox_audit = compare(
+                    args,
+                    bank,
+                    label="outbox+audit",
+                    switch=outbox_audit_switch,
+                    seed=args.seed + 200,
+                )
                 if args.interleave_rounds > 0:
                     outbox_audit_interleaved = interleave_compare(
                         args,
@@ -1024,13 +1032,6 @@ def run(args: argparse.Namespace) -> int:
                         switch=outbox_audit_switch,
                         seed=args.seed + 150,
                     )
-                outbox_audit = compare(
-                    args,
-                    bank,
-                    label="outbox+audit",
-                    switch=outbox_audit_switch,
-                    seed=args.seed + 200,
-                )
                 if args.split_rounds > 0 and top < 2:
                     log("split outbox+audit: skipped, it needs at least two workers")
                 elif args.split_rounds > 0:
