@@ -24,8 +24,8 @@ RESULT = re.compile(
 )
 SUMMARY = re.compile(r"^SUMMARY outbox_audit_cost=(?P<cost>-?[0-9]+\.[0-9]{3})$", re.MULTILINE)
 INTERLEAVED = re.compile(
-    r"interleaved \(every worker with outbox\+audit for 0.5 s, then without\): cost"
-    r" -?[0-9.]+ % \(median of the rounds: (?P<rounds>[^)]*)\)"
+    r"interleaved \(every worker with (?P<what>outbox\+audit|fees\+limits) for 0.5 s, then"
+    r" without\): cost -?[0-9.]+ % \(median of the rounds: (?P<rounds>[^)]*)\)"
 )
 SPLIT = re.compile(
     r"split \(half the workers with outbox\+audit\): CPU per transfer [-+][0-9.]+ %"
@@ -75,16 +75,18 @@ class TestTransferBenchmarkSmoke:
         expected_ratio = float(result["service"]) / float(result["pgbench"])
         assert abs(float(result["ratio"]) - expected_ratio) < 2e-3
         # A toy run's cost is noise and may be negative; only its presence and range are checked.
-        assert -1 < float(result["fees_limits"]) < 1
+        fees_limits = result["fees_limits"]
+        assert -1 < float(fees_limits) < 1
         summary = SUMMARY.search(run.stdout)
         assert summary is not None, run.stdout
         assert "service with fees+limits" in run.stdout
-        # The SUMMARY's figure is the median of the interleaved rounds (printed to 0.1 %).
-        interleaved = INTERLEAVED.search(run.stdout)
-        assert interleaved is not None, run.stdout
-        rounds = [float(cost) / 100 for cost in interleaved["rounds"].split(", ")]
-        assert len(rounds) == 2
-        assert abs(float(summary["cost"]) - statistics.median(rounds)) < 1.5e-3
+        # Both costs are the medians of their interleaved rounds (printed to 0.1 %).
+        interleaved = {m["what"]: m["rounds"] for m in INTERLEAVED.finditer(run.stdout)}
+        assert interleaved.keys() == {"outbox+audit", "fees+limits"}, run.stdout
+        for what, cost in (("outbox+audit", summary["cost"]), ("fees+limits", fees_limits)):
+            rounds = [float(c) / 100 for c in interleaved[what].split(", ")]
+            assert len(rounds) == 2
+            assert abs(float(cost) - statistics.median(rounds)) < 1.5e-3, what
         # Two workers: each split round costs one with the rows and one without.
         split = SPLIT.search(run.stdout)
         assert split is not None, run.stdout
