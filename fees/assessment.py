@@ -43,6 +43,9 @@ class FeeCharge:
     tax_account_id: int | None
     inputs: dict[str, Any]  # what a statement needs to explain it (calc type, rate, tier...)
     usage: UsageKey | None = None  # set when this assessment counted a use
+    # The two GL accounts' numbers where the assessment read them (not in the details).
+    income_account_number: str | None = None
+    tax_account_number: str | None = None
 
     def to_details(self) -> dict[str, Any]:
         return {
@@ -93,6 +96,16 @@ class FeeAssessment:
                 out.append(Leg(payer_account_id, "D", charge.tax, TAX_PURPOSE))
                 out.append(Leg(charge.tax_account_id, "C", charge.tax, TAX_PURPOSE))
         return out
+
+    def account_numbers(self) -> dict[int, str]:
+        """The numbers of the GL accounts the fee and tax legs credit, where known."""
+        numbers: dict[int, str] = {}
+        for charge in self.charges:
+            if charge.income_account_number is not None:
+                numbers[charge.income_account_id] = charge.income_account_number
+            if charge.tax_account_id is not None and charge.tax_account_number is not None:
+                numbers[charge.tax_account_id] = charge.tax_account_number
+        return numbers
 
     def legs_with(self, principal: list[Leg], payer_account_id: int) -> list[Leg]:
         """Return the principal legs plus the fee legs, as one balanced journal.

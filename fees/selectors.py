@@ -101,6 +101,10 @@ _RULE_COLUMNS = (
     "segment",
     "priority",
     "used",
+    # The GL accounts' numbers, so the posting's event can name every leg without ledger_post
+    # reading them back.
+    "income_account_number",
+    "tax_account_number",
 )
 
 # Specificity = how many of product, channel, segment the rule pins. Rates come as text, so
@@ -123,7 +127,11 @@ LEFT JOIN LATERAL (
              (SELECT u.used FROM {_USAGE} u
                WHERE u.rule_id = f.id AND u.account_id = a.id
                  AND u.period_start = CASE f.free_period WHEN 'day' THEN %(day)s
-                                      ELSE %(month)s END) AS used
+                                      ELSE %(month)s END) AS used,
+             (SELECT g.account_number FROM {_ACCOUNT} g WHERE g.id = f.income_account_id)
+               AS income_account_number,
+             (SELECT g.account_number FROM {_ACCOUNT} g WHERE g.id = f.tax_account_id)
+               AS tax_account_number
         FROM {_RULE} f
        WHERE f.event = %(event)s AND f.currency = a.currency
          AND f.effective_from <= %(day)s

@@ -429,6 +429,8 @@ def fee_assess(
         tax_account_id=row["tax_account_id"],
         inputs=inputs,
         usage=usage,
+        income_account_number=row["income_account_number"],
+        tax_account_number=row["tax_account_number"],
     )
     return FeeAssessment(charges=[charge])
 

@@ -265,6 +265,9 @@ def movement_post(
     legs = principal
     details: dict[str, Any] = dict(movement.details)
 
+    # Every leg's account number, for the posting's event (the fee engine adds its GLs').
+    numbers = {debit.pk: debit.account_number, credit.pk: credit.account_number}
+
     payer = credit if movement.txn_type == TxnType.CASH_DEPOSIT else debit
     event = _FEE_EVENTS.get(movement.txn_type)
     if event is not None and payer.kind == Account.Kind.CUSTOMER:
@@ -279,6 +282,7 @@ def movement_post(
         if assessment.charges:
             legs = assessment.legs_with(principal, payer.pk)
             details["fees"] = assessment.details()
+            numbers.update(assessment.account_numbers())
 
     limit_routed = False
     if debit.kind == Account.Kind.CUSTOMER:
@@ -360,6 +364,7 @@ def movement_post(
             fees=details.get("fees"),
             actor=actor,
             legs=legs,
+            numbers=numbers,
         ),
         # Written by the posting statement itself, with the journal it records.
         audit=audit_decision_row(

@@ -452,11 +452,13 @@ def movement_posted(
     fees: list[dict[str, Any]] | None,
     actor: AbstractBaseUser | None,
     legs: list[Leg],
+    numbers: Mapping[int, str],
 ) -> RenderedEvent | dict[str, Any] | None:
     """``ledger_post``'s event for a movement posted at once (None: the benchmark's switch).
 
-    Rendered here when both accounts are all the legs touch; fee legs name GL accounts whose
-    numbers only ``ledger_post`` reads, so then it renders the legs.
+    Rendered here when ``numbers`` (account id to number) names every account the legs
+    touch: the movement's two and the fee engine's GL accounts. Otherwise ``ledger_post``
+    reads the numbers and renders the legs.
     """
     if settings.OUTBOX_BENCH_SKIP_POSTING_EVENTS:
         return None
@@ -468,7 +470,6 @@ def movement_posted(
         actor=actor,
     )
     data["status"] = "posted"
-    numbers = {movement.debit_account_id: debit_account, movement.credit_account_id: credit_account}
     rendered = posted_legs(legs, numbers)
     if rendered is None:
         return posting_event(

@@ -19,7 +19,7 @@ from accounts import services as account_services
 from accounts.models import Customer
 from banksim.core.money import Money
 from ledger import services as ledger_services
-from ledger.models import ApprovalThreshold
+from ledger.models import ApprovalThreshold, Entry
 from ledger.posting import Leg, journal_post
 from limits.errors import DailyLimitExceeded
 from limits.models import LimitRule
@@ -325,7 +325,8 @@ class TestEveryChangeIsAnnouncedOnce:
 
 @pytest.mark.django_db
 class TestPostedLegs:
-    """A movement without fee legs renders its event's legs in Python; ledger_post the rest."""
+    """A movement renders its event's legs in Python, fee and tax legs included; ledger_post
+    renders them for the other postings."""
 
     def test_the_caller_and_ledger_post_render_the_same_legs(
         self, bank, funded_account, open_account, post_movement, monkeypatch
@@ -374,6 +375,56 @@ class TestPostedLegs:
             journal.pk,
             "USD",
         )
+
+    def test_a_fee_and_tax_charging_movement_names_its_gl_legs_as_ledger_post_would(
+        self, bank, funded_account, open_account, post_movement, fee_rule, monkeypatch
+    ):
+        fee_rule(calc_type="percent", rate_percent="0.5", min_fee="1.00", tax_rate_percent="15")
+        payer = funded_account("1000.00")  # the same legs are posted twice
+        payee = open_account()
+        rendered: list[object] = []
+        real = outbox_events.posted_legs
+
+        def spy(legs, numbers):
+            rendered.append(real(legs, numbers))
+            return rendered[-1]
+
+        monkeypatch.setattr(outbox_events, "posted_legs", spy)
+        journal = post_movement("transfer", payer, payee, "400.00").journal
+        posted = [
+            Leg(e.account_id, e.side, Money.from_minor(e.amount_minor, e.currency), e.purpose)
+            for e in Entry.objects.filter(journal_id=journal.pk).order_by("id")
+        ]
+        with transaction.atomic():
+            again = journal_post(
+                legs=posted,
+                txn_type="transfer",
+                channel="teller",
+                business_date=bank.business_date,
+                now=timezone.now(),
+                event=outbox_events.posting_event(
+                    outbox_events.EventType.TRANSACTION_POSTED,
+                    currency="USD",
+                    data={},
+                    sequence=1,
+                ),
+            )
+
+        by_caller = OutboxEvent.objects.get(aggregate_id=journal.txn_id).data
+        by_function = OutboxEvent.objects.get(aggregate_id=again.txn_id).data
+        # Rendered by the caller (not deferred to SQL), and the same as the function's.
+        assert rendered == [by_caller["legs"]]
+        assert by_caller["legs"] == by_function["legs"]
+        income = bank.office_account("fee_income").account_number
+        tax = bank.office_account("tax_payable").account_number
+        assert [(leg["account"], leg["purpose"], leg["amount"]) for leg in by_caller["legs"]] == [
+            (payer.account_number, "principal", "400.00"),
+            (payee.account_number, "principal", "400.00"),
+            (payer.account_number, "fee", "2.00"),
+            (income, "fee", "2.00"),
+            (payer.account_number, "fee_tax", "0.30"),
+            (tax, "fee_tax", "0.30"),
+        ]
 
     def test_amounts_follow_the_currency_exponent_and_an_unknown_account_defers_to_sql(self):
         legs = [
