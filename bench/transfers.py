@@ -16,11 +16,13 @@ Phases, each a fixed window after a warm-up:
 5. Service c8 without and with the outbox event and audit decision rows: alternating rounds,
    then interleaved rounds (every worker switches them on and off every half second, the
    SUMMARY), then split rounds (half the workers with them, a CPU diagnostic).
-6. Service c8 without and with one fee rule and one limit rule in force, alternating rounds.
+6. Service c8 without and with one fee rule and one limit rule in force: alternating rounds,
+   then interleaved rounds (a controller process switches the rules every half second).
 
 Then ``ledger_violations()`` must come back empty. The last lines printed are a ``SUMMARY`` line
 (the outbox and audit cost) and the ``RESULT`` line (ratios are each phase's transfers/s over
-pgbench's tps; ``fees_limits_cost`` is 1 - service c8 tps with the rules / without them).
+pgbench's tps; ``fees_limits_cost`` is 1 - service c8 tps with the rules / without them). Both
+costs are the medians of their interleaved rounds.
 """
 
 from __future__ import annotations
