@@ -323,6 +323,36 @@ class TestEveryChangeIsAnnouncedOnce:
         assert data["fees"][0]["fee"] == "1.00" and data["fees"][0]["waived"] is False
 
 
+def _spy_posted_legs(monkeypatch) -> list[object]:
+    """What ``outbox_events.posted_legs`` returns from now on, call by call."""
+    rendered: list[object] = []
+    real = outbox_events.posted_legs
+
+    def spy(legs, numbers):
+        rendered.append(real(legs, numbers))
+        return rendered[-1]
+
+    monkeypatch.setattr(outbox_events, "posted_legs", spy)
+    return rendered
+
+
+def _rendered_by_ledger_post(bank, legs: list[Leg]) -> dict:
+    """Post ``legs`` with an event that does not carry them, so the function renders them;
+    return that event's data."""
+    with transaction.atomic():
+        again = journal_post(
+            legs=legs,
+            txn_type="transfer",
+            channel="teller",
+            business_date=bank.business_date,
+            now=timezone.now(),
+            event=outbox_events.posting_event(
+                outbox_events.EventType.TRANSACTION_POSTED, currency="USD", data={}, sequence=1
+            ),
+        )
+    return OutboxEvent.objects.get(aggregate_id=again.txn_id).data
+
+
 @pytest.mark.django_db
 class TestPostedLegs:
     """A movement renders its event's legs in Python, fee and tax legs included; ledger_post
@@ -333,33 +363,13 @@ class TestPostedLegs:
     ):
         payer = funded_account("100.00")
         payee = open_account()
-        rendered: list[object] = []
-        real = outbox_events.posted_legs
-
-        def spy(legs, numbers):
-            rendered.append(real(legs, numbers))
-            return rendered[-1]
-
-        monkeypatch.setattr(outbox_events, "posted_legs", spy)
+        rendered = _spy_posted_legs(monkeypatch)
         journal = post_movement("transfer", payer, payee, "12.34").journal
-        with transaction.atomic():
-            # The same legs with an event that does not carry them: the function renders.
-            again = journal_post(
-                legs=[Leg(payer.pk, "D", usd("12.34")), Leg(payee.pk, "C", usd("12.34"))],
-                txn_type="transfer",
-                channel="teller",
-                business_date=bank.business_date,
-                now=timezone.now(),
-                event=outbox_events.posting_event(
-                    outbox_events.EventType.TRANSACTION_POSTED,
-                    currency="USD",
-                    data={},
-                    sequence=1,
-                ),
-            )
+        by_function = _rendered_by_ledger_post(
+            bank, [Leg(payer.pk, "D", usd("12.34")), Leg(payee.pk, "C", usd("12.34"))]
+        )
 
         by_caller = OutboxEvent.objects.get(aggregate_id=journal.txn_id).data
-        by_function = OutboxEvent.objects.get(aggregate_id=again.txn_id).data
         assert rendered == [by_caller["legs"]]
         principal = {"amount": "12.34", "purpose": "principal"}
         assert (
@@ -382,36 +392,15 @@ class TestPostedLegs:
         fee_rule(calc_type="percent", rate_percent="0.5", min_fee="1.00", tax_rate_percent="15")
         payer = funded_account("1000.00")  # the same legs are posted twice
         payee = open_account()
-        rendered: list[object] = []
-        real = outbox_events.posted_legs
-
-        def spy(legs, numbers):
-            rendered.append(real(legs, numbers))
-            return rendered[-1]
-
-        monkeypatch.setattr(outbox_events, "posted_legs", spy)
+        rendered = _spy_posted_legs(monkeypatch)
         journal = post_movement("transfer", payer, payee, "400.00").journal
         posted = [
             Leg(e.account_id, e.side, Money.from_minor(e.amount_minor, e.currency), e.purpose)
             for e in Entry.objects.filter(journal_id=journal.pk).order_by("id")
         ]
-        with transaction.atomic():
-            again = journal_post(
-                legs=posted,
-                txn_type="transfer",
-                channel="teller",
-                business_date=bank.business_date,
-                now=timezone.now(),
-                event=outbox_events.posting_event(
-                    outbox_events.EventType.TRANSACTION_POSTED,
-                    currency="USD",
-                    data={},
-                    sequence=1,
-                ),
-            )
+        by_function = _rendered_by_ledger_post(bank, posted)
 
         by_caller = OutboxEvent.objects.get(aggregate_id=journal.txn_id).data
-        by_function = OutboxEvent.objects.get(aggregate_id=again.txn_id).data
         # Rendered by the caller (not deferred to SQL), and the same as the function's.
         assert rendered == [by_caller["legs"]]
         assert by_caller["legs"] == by_function["legs"]
