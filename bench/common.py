@@ -651,6 +651,9 @@ def _interleaved_main(
 def _control(controller: Callable[[bool], None], slots: _Slots) -> float:
     """Switch at every slot's edge until the window ends; the longest switch inside it."""
     start, end = slots.window()
+    # A worker that left the barrier across a slot's edge from here has its window one slot
+    # later: keep switching through that slot too.
+    end += slots.slot
     number = int(time.monotonic() // slots.slot)
     controller(slots.on(number))  # opens this process's database session
     # Instrument, not load: ahead of the workers in the run queue, its switch commits in
